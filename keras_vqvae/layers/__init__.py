@@ -1,0 +1,13 @@
+from keras_vqvae.layers.decoder import Decoder
+from keras_vqvae.layers.encoder import Encoder
+from keras_vqvae.layers.residual_stack import ResidualStack
+from keras_vqvae.layers.vector_quantizer import VectorQuantizer
+from keras_vqvae.layers.vector_quantizer_ema import VectorQuantizerEMA
+
+__all__ = [
+    "Decoder",
+    "Encoder",
+    "ResidualStack",
+    "VectorQuantizer",
+    "VectorQuantizerEMA",
+]

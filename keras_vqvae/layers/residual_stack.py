@@ -1,0 +1,74 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_vqvae")
+class ResidualStack(keras.layers.Layer):
+    """The paper's residual blocks: `x + conv1x1(relu(conv3x3(relu(x))))`.
+
+    A final ReLU follows the last block, as in the paper's encoder and
+    decoder (and DeepMind's Sonnet reference).
+
+    Args:
+        num_hiddens: int. Channels of the input and output.
+        num_residual_layers: int. Number of residual blocks.
+        num_residual_hiddens: int. Channels of each block's 3x3 convolution.
+        **kwargs: base layer keyword arguments.
+
+    Example:
+
+    >>> stack = ResidualStack(128, num_residual_layers=2,
+    ...                       num_residual_hiddens=32)
+    >>> stack(keras.ops.zeros((1, 8, 8, 128))).shape
+    (1, 8, 8, 128)
+    """
+
+    def __init__(
+        self, num_hiddens, num_residual_layers, num_residual_hiddens, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.num_hiddens = num_hiddens
+        self.num_residual_layers = num_residual_layers
+        self.num_residual_hiddens = num_residual_hiddens
+        self.convs3x3 = [
+            keras.layers.Conv2D(
+                num_residual_hiddens, 3, padding="same", name=f"res3x3_{i}"
+            )
+            for i in range(num_residual_layers)
+        ]
+        self.convs1x1 = [
+            keras.layers.Conv2D(num_hiddens, 1, name=f"res1x1_{i}")
+            for i in range(num_residual_layers)
+        ]
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.num_hiddens:
+            raise ValueError(
+                f"ResidualStack(num_hiddens={self.num_hiddens}) expects inputs "
+                f"of shape (batch, height, width, {self.num_hiddens}); "
+                f"received shape {tuple(input_shape)}."
+            )
+        for conv3x3, conv1x1 in zip(self.convs3x3, self.convs1x1):
+            conv3x3.build(input_shape)
+            conv1x1.build(conv3x3.compute_output_shape(input_shape))
+
+    def call(self, inputs):
+        x = inputs
+        for conv3x3, conv1x1 in zip(self.convs3x3, self.convs1x1):
+            h = conv3x3(ops.relu(x))
+            x = x + conv1x1(ops.relu(h))
+        return ops.relu(x)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_hiddens": self.num_hiddens,
+                "num_residual_layers": self.num_residual_layers,
+                "num_residual_hiddens": self.num_residual_hiddens,
+            }
+        )
+        return config

@@ -1,0 +1,338 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_vqvae")
+class VectorQuantizer(keras.layers.Layer):
+    """Vector-quantisation bottleneck of VQ-VAE (van den Oord et al., 2017).
+
+    Each `embedding_dim`-vector of the input is replaced by its nearest entry
+    of a learned codebook of `num_embeddings` vectors. Gradients pass to the
+    input unchanged (straight-through estimator). The layer adds the paper's
+    loss with `add_loss`:
+
+    `||sg[z] - e||^2 + commitment_cost * ||z - sg[e]||^2`
+
+    (the codebook term moves only the codebook, the commitment term only the
+    encoder). Nearest codes come from `||z||^2 - 2 z.e + ||e||^2`, so memory
+    grows as N x K, never N x K x D. Distances are computed in float32 even
+    under a mixed-precision policy.
+
+    Every call records the batch's codebook perplexity and the fraction of
+    codes in use in the non-trainable weights `batch_perplexity` and
+    `batch_codebook_usage`; `VQVAE` reports them in `fit` logs.
+
+    Args:
+        num_embeddings: int. Codebook size K.
+        embedding_dim: int. Size D of each code; must equal the input's last
+            axis.
+        commitment_cost: float. Weight beta of the commitment loss. Defaults
+            to 0.25, as in the paper.
+        kmeans_init: bool. If True, the first training batch initialises the
+            codebook with k-means on the inputs.
+        kmeans_iterations: int. Lloyd iterations for `kmeans_init`.
+        dead_code_threshold: float. If > 0, in training, a code whose moving
+            average of assignments per batch falls below this value is
+            restarted at a random input vector of the current batch. 0
+            disables restarts.
+        usage_decay: float. Decay of the moving average of code usage that
+            `dead_code_threshold` compares against.
+        embeddings_initializer: initializer of the codebook.
+        seed: int or None. Seed for k-means initialisation and restarts.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Example:
+
+    >>> quantizer = VectorQuantizer(num_embeddings=512, embedding_dim=64)
+    >>> z = keras.random.normal((2, 8, 8, 64))
+    >>> quantized, indices = quantizer(z, return_indices=True)
+    >>> quantized.shape, indices.shape
+    ((2, 8, 8, 64), (2, 8, 8))
+    """
+
+    codebook_trainable = True
+
+    def __init__(
+        self,
+        num_embeddings,
+        embedding_dim,
+        commitment_cost=0.25,
+        kmeans_init=False,
+        kmeans_iterations=10,
+        dead_code_threshold=0.0,
+        usage_decay=0.99,
+        embeddings_initializer=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.commitment_cost = float(commitment_cost)
+        self.kmeans_init = bool(kmeans_init)
+        self.kmeans_iterations = int(kmeans_iterations)
+        self.dead_code_threshold = float(dead_code_threshold)
+        self.usage_decay = float(usage_decay)
+        self.embeddings_initializer = keras.initializers.get(
+            embeddings_initializer
+            or keras.initializers.VarianceScaling(
+                scale=1.0, mode="fan_out", distribution="uniform", seed=seed
+            )
+        )
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._check_codebook_updates_supported()
+
+    def _check_codebook_updates_supported(self):
+        updates_codebook = self.kmeans_init or self.dead_code_threshold > 0
+        if (
+            self.codebook_trainable
+            and updates_codebook
+            and keras.backend.backend() == "jax"
+        ):
+            raise ValueError(
+                "`kmeans_init` and `dead_code_threshold` assign the codebook "
+                "during training, which the JAX backend does not allow for "
+                "trainable weights. Use `VectorQuantizerEMA` (its codebook is "
+                "a non-trainable weight) or another backend."
+            )
+
+    def build(self, input_shape):
+        self._check_input_shape(input_shape)
+        self.codebook = self.add_weight(
+            name="codebook",
+            shape=(self.num_embeddings, self.embedding_dim),
+            initializer=self.embeddings_initializer,
+            trainable=self.codebook_trainable,
+            autocast=False,
+        )
+        self.code_usage = self.add_weight(
+            name="code_usage",
+            shape=(self.num_embeddings,),
+            initializer="ones",
+            trainable=False,
+            autocast=False,
+        )
+        self.batch_perplexity = self.add_weight(
+            name="batch_perplexity",
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            autocast=False,
+        )
+        self.batch_codebook_usage = self.add_weight(
+            name="batch_codebook_usage",
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            autocast=False,
+        )
+        if self.kmeans_init:
+            self.initialized = self.add_weight(
+                name="initialized",
+                shape=(),
+                initializer="zeros",
+                trainable=False,
+                autocast=False,
+            )
+
+    def _check_input_shape(self, shape):
+        expected = f"(..., {self.embedding_dim})"
+        if len(shape) < 2:
+            raise ValueError(
+                f"{self.__class__.__name__} expects inputs of shape {expected} "
+                "with at least one leading axis, e.g. (batch, height, width, "
+                f"{self.embedding_dim}); received shape {tuple(shape)}."
+            )
+        if shape[-1] is not None and shape[-1] != self.embedding_dim:
+            raise ValueError(
+                f"{self.__class__.__name__}(embedding_dim="
+                f"{self.embedding_dim}) expects inputs of shape {expected}; "
+                f"received shape {tuple(shape)} whose last axis is "
+                f"{shape[-1]}."
+            )
+
+    def _check_input_dtype(self, inputs):
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if not keras.backend.is_float_dtype(dtype):
+            raise TypeError(
+                f"{self.__class__.__name__} expects floating-point inputs "
+                f"of shape (..., {self.embedding_dim}); received dtype {dtype}."
+            )
+
+    def call(self, inputs, training=None, return_indices=False):
+        self._check_input_shape(inputs.shape)
+        self._check_input_dtype(inputs)
+        z = ops.cast(inputs, "float32")
+        flat = ops.reshape(z, (-1, self.embedding_dim))
+        if training and self.kmeans_init:
+            self._initialize_with_kmeans(flat)
+        codebook = self.codebook.value
+        flat_indices = self._nearest_codes(flat, codebook)
+        encodings = ops.one_hot(
+            flat_indices, self.num_embeddings, dtype="float32"
+        )
+        counts = ops.sum(encodings, axis=0)
+        quantized = ops.reshape(
+            ops.take(codebook, flat_indices, axis=0), ops.shape(z)
+        )
+        self.add_loss(self.vq_loss(z, quantized))
+        self._record_statistics(counts)
+        if training:
+            self._update_codebook(flat, encodings, counts)
+            if self.dead_code_threshold > 0:
+                self._restart_dead_codes(flat, counts)
+        straight_through = z + ops.stop_gradient(quantized - z)
+        outputs = ops.cast(straight_through, self.compute_dtype)
+        if return_indices:
+            return outputs, ops.reshape(flat_indices, ops.shape(z)[:-1])
+        return outputs
+
+    def vq_loss(self, inputs, quantized):
+        """The loss this layer adds: codebook loss + beta * commitment."""
+        return self.codebook_loss(
+            inputs, quantized
+        ) + self.commitment_cost * self.commitment_loss(inputs, quantized)
+
+    def codebook_loss(self, inputs, quantized):
+        """`||sg[z] - e||^2`: pulls the codebook towards encoder outputs."""
+        return ops.mean(ops.square(ops.stop_gradient(inputs) - quantized))
+
+    def commitment_loss(self, inputs, quantized):
+        """`||z - sg[e]||^2`: keeps encoder outputs close to their codes."""
+        return ops.mean(ops.square(inputs - ops.stop_gradient(quantized)))
+
+    def _update_codebook(self, flat_inputs, encodings, counts):
+        """Hook for codebooks not learned by gradient descent (EMA)."""
+
+    def _nearest_codes(self, flat_inputs, codebook):
+        distances = (
+            ops.sum(ops.square(flat_inputs), axis=1, keepdims=True)
+            - 2.0 * ops.matmul(flat_inputs, ops.transpose(codebook))
+            + ops.sum(ops.square(codebook), axis=1)[None, :]
+        )
+        return ops.cast(ops.argmin(distances, axis=1), "int32")
+
+    def get_indices(self, inputs):
+        """Returns the index of the nearest code of each input vector.
+
+        Args:
+            inputs: float tensor of shape `(..., embedding_dim)`.
+
+        Returns:
+            int32 tensor of shape `inputs.shape[:-1]`. Changes no state.
+        """
+        self._check_input_shape(inputs.shape)
+        self._check_input_dtype(inputs)
+        z = ops.cast(inputs, "float32")
+        flat = ops.reshape(z, (-1, self.embedding_dim))
+        flat_indices = self._nearest_codes(flat, self.codebook.value)
+        return ops.reshape(flat_indices, ops.shape(z)[:-1])
+
+    def lookup(self, indices):
+        """Looks up codebook vectors (`Layer.quantize` is Keras's int8 API).
+
+        Args:
+            indices: int tensor of any shape with values in
+                `[0, num_embeddings)`.
+
+        Returns:
+            float tensor of shape `indices.shape + (embedding_dim,)`.
+        """
+        indices = ops.convert_to_tensor(indices)
+        dtype = keras.backend.standardize_dtype(indices.dtype)
+        if "int" not in dtype:
+            raise TypeError(
+                f"`lookup` expects integer code indices in [0, "
+                f"{self.num_embeddings}); received dtype {dtype}."
+            )
+        vectors = ops.take(self.codebook.value, ops.cast(indices, "int32"), axis=0)
+        return ops.cast(vectors, self.compute_dtype)
+
+    def _record_statistics(self, counts):
+        probabilities = counts / ops.maximum(ops.sum(counts), 1.0)
+        entropy = -ops.sum(probabilities * ops.log(probabilities + 1e-10))
+        self.batch_perplexity.assign(ops.exp(entropy))
+        self.batch_codebook_usage.assign(
+            ops.mean(ops.cast(counts > 0, "float32"))
+        )
+
+    def _restart_dead_codes(self, flat_inputs, counts):
+        usage = self.usage_decay * self.code_usage + (
+            1.0 - self.usage_decay
+        ) * counts
+        self.code_usage.assign(usage)
+        dead = (usage < self.dead_code_threshold)[:, None]
+        candidates = self._random_rows(flat_inputs, self.num_embeddings)
+        self._replace_codes(
+            ops.where(dead, candidates, self.codebook.value), dead
+        )
+
+    def _replace_codes(self, new_codebook, replaced):
+        """Assigns `new_codebook`; `replaced` (K, 1) marks the changed rows."""
+        self.codebook.assign(new_codebook)
+
+    def _random_rows(self, flat_inputs, count):
+        num_rows = ops.shape(flat_inputs)[0]
+        rows = keras.random.randint(
+            (count,), 0, num_rows, seed=self.seed_generator
+        )
+        return ops.take(flat_inputs, rows, axis=0)
+
+    def _initialize_with_kmeans(self, flat_inputs):
+        done = self.initialized > 0.5
+        # Drawn outside `cond`: a seed update inside a branch leaks under JAX.
+        starts = self._random_rows(flat_inputs, self.num_embeddings)
+        new_codebook = ops.cond(
+            done,
+            lambda: self.codebook.value,
+            lambda: self._kmeans(flat_inputs, starts),
+        )
+        replaced = ops.broadcast_to(
+            ops.logical_not(done), (self.num_embeddings, 1)
+        )
+        self._replace_codes(new_codebook, replaced)
+        self.initialized.assign(1.0)
+
+    def _kmeans(self, flat_inputs, centroids):
+        for _ in range(self.kmeans_iterations):
+            assignments = ops.one_hot(
+                self._nearest_codes(flat_inputs, centroids),
+                self.num_embeddings,
+                dtype="float32",
+            )
+            sizes = ops.sum(assignments, axis=0)[:, None]
+            sums = ops.matmul(ops.transpose(assignments), flat_inputs)
+            centroids = ops.where(
+                sizes > 0, sums / ops.maximum(sizes, 1.0), centroids
+            )
+        return centroids
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_output_spec(self, inputs, training=None, return_indices=False):
+        self._check_input_shape(inputs.shape)
+        outputs = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+        if return_indices:
+            return outputs, keras.KerasTensor(inputs.shape[:-1], dtype="int32")
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_embeddings": self.num_embeddings,
+                "embedding_dim": self.embedding_dim,
+                "commitment_cost": self.commitment_cost,
+                "kmeans_init": self.kmeans_init,
+                "kmeans_iterations": self.kmeans_iterations,
+                "dead_code_threshold": self.dead_code_threshold,
+                "usage_decay": self.usage_decay,
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+                "seed": self.seed,
+            }
+        )
+        return config

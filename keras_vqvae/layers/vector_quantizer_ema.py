@@ -1,0 +1,113 @@
+import keras
+from keras import ops
+
+from keras_vqvae.layers.vector_quantizer import VectorQuantizer
+
+
+@keras.saving.register_keras_serializable(package="keras_vqvae")
+class VectorQuantizerEMA(VectorQuantizer):
+    """Vector quantiser whose codebook follows exponential moving averages.
+
+    The variant of the paper's appendix: instead of the codebook loss, each
+    code is the moving average of the encoder outputs assigned to it. With
+    `n_i` the batch's number of assignments to code `i` and `s_i` their sum:
+
+    ```
+    N_i <- decay * N_i + (1 - decay) * n_i
+    m_i <- decay * m_i + (1 - decay) * s_i
+    N_i <- (N_i + epsilon) / (sum(N) + K * epsilon) * sum(N)   # Laplace
+    e_i <- m_i / N_i
+    ```
+
+    The codebook and the statistics `ema_cluster_size` (N) and `ema_dw` (m)
+    are non-trainable weights, updated with `assign` only when
+    `training=True`, as `BatchNormalization` updates its moving statistics.
+    N starts at 1 and m at the initial codebook, so the codebook starts at
+    its initial value and an unused code keeps its value. The loss added is
+    the commitment term alone.
+
+    Args:
+        num_embeddings: int. Codebook size K.
+        embedding_dim: int. Size D of each code.
+        commitment_cost: float. Weight beta of the commitment loss.
+        decay: float. EMA decay. Defaults to 0.99, as in the paper.
+        epsilon: float. Laplace smoothing of the cluster sizes.
+        **kwargs: the other arguments of `VectorQuantizer` (`kmeans_init`,
+            `dead_code_threshold`, `seed`, ...) and base layer arguments.
+
+    Example:
+
+    >>> quantizer = VectorQuantizerEMA(num_embeddings=512, embedding_dim=64)
+    >>> z = keras.random.normal((2, 8, 8, 64))
+    >>> quantized = quantizer(z, training=True)  # updates the codebook
+    """
+
+    codebook_trainable = False
+
+    def __init__(
+        self,
+        num_embeddings,
+        embedding_dim,
+        commitment_cost=0.25,
+        decay=0.99,
+        epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(
+            num_embeddings, embedding_dim, commitment_cost, **kwargs
+        )
+        self.decay = float(decay)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.ema_cluster_size = self.add_weight(
+            name="ema_cluster_size",
+            shape=(self.num_embeddings,),
+            initializer="ones",
+            trainable=False,
+            autocast=False,
+        )
+        self.ema_dw = self.add_weight(
+            name="ema_dw",
+            shape=(self.num_embeddings, self.embedding_dim),
+            initializer="zeros",
+            trainable=False,
+            autocast=False,
+        )
+        # A copy: JAX cannot donate one buffer shared by two variables.
+        self.ema_dw.assign(ops.copy(self.codebook.value))
+
+    def vq_loss(self, inputs, quantized):
+        return self.commitment_cost * self.commitment_loss(inputs, quantized)
+
+    def _update_codebook(self, flat_inputs, encodings, counts):
+        decay = self.decay
+        cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
+        dw = ops.matmul(ops.transpose(encodings), flat_inputs)
+        ema_dw = decay * self.ema_dw + (1.0 - decay) * dw
+        total = ops.sum(cluster_size)
+        smoothed = (
+            (cluster_size + self.epsilon)
+            / (total + self.num_embeddings * self.epsilon)
+            * total
+        )
+        self.ema_cluster_size.assign(cluster_size)
+        self.ema_dw.assign(ema_dw)
+        self.codebook.assign(ema_dw / smoothed[:, None])
+
+    def _replace_codes(self, new_codebook, replaced):
+        # Keep e = m / N for the replaced rows so the next update starts there.
+        self.codebook.assign(new_codebook)
+        self.ema_dw.assign(
+            ops.where(
+                replaced,
+                new_codebook * self.ema_cluster_size.value[:, None],
+                self.ema_dw.value,
+            )
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"decay": self.decay, "epsilon": self.epsilon})
+        return config

@@ -1,0 +1,3 @@
+from keras_vqvae.models.vqvae import VQVAE
+
+__all__ = ["VQVAE"]

@@ -1,0 +1,170 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_vqvae.layers import Decoder, Encoder, ResidualStack
+from keras_vqvae.models import VQVAE
+
+TINY = dict(
+    num_embeddings=32,
+    embedding_dim=8,
+    num_hiddens=16,
+    num_residual_layers=1,
+    num_residual_hiddens=8,
+)
+
+
+def tiny_model(image_shape=(28, 28, 1), **overrides):
+    return VQVAE(image_shape=image_shape, **{**TINY, "seed": 0, **overrides})
+
+
+def test_blocks_follow_the_paper_shapes():
+    encoder = Encoder(128, 2, 32, num_downsamples=2)
+    decoder = Decoder(128, 2, 32, output_channels=3, num_upsamples=2)
+    x = np.zeros((2, 32, 32, 3), "float32")
+    assert tuple(encoder(x).shape) == (2, 8, 8, 128)
+    assert tuple(decoder(np.zeros((2, 8, 8, 64), "float32")).shape) == x.shape
+    kernels = [conv.kernel.shape for conv in encoder.downsamples]
+    assert kernels == [(4, 4, 3, 64), (4, 4, 64, 128)]
+    stack = ResidualStack(16, 2, 4)
+    assert tuple(stack(np.ones((1, 4, 4, 16), "float32")).shape) == (1, 4, 4, 16)
+    with pytest.raises(ValueError, match=r"\(batch, height, width, 16\)"):
+        ResidualStack(16, 2, 4)(np.ones((1, 4, 4, 8), "float32"))
+
+
+def test_model_shapes_and_high_level_methods(mnist_slice):
+    model = tiny_model()
+    images = mnist_slice[:5]
+    assert model.latent_shape == (7, 7)
+    out = model(model.preprocess(images))
+    assert tuple(out.shape) == (5, 28, 28, 1)
+    codes = model.encode(images, batch_size=2)
+    assert codes.shape == (5, 7, 7) and codes.dtype == np.int32
+    assert codes.min() >= 0 and codes.max() < 32
+    decoded = model.decode_indices(codes)
+    assert decoded.shape == images.shape and decoded.dtype == np.uint8
+    reconstructed = model.reconstruct(images)
+    np.testing.assert_array_equal(reconstructed, decoded)
+    floats = model.reconstruct(model.preprocess(images).numpy())
+    assert floats.dtype == np.float32
+
+
+def test_fit_lowers_loss_on_real_mnist_and_logs_metrics(mnist_slice):
+    model = tiny_model(kmeans_init=True)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    x = model.preprocess(mnist_slice).numpy()
+    before = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)
+    history = model.fit(x, batch_size=64, epochs=3, verbose=0).history
+    after = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)
+    for key in ("loss", "reconstruction_loss", "vq_loss", "perplexity",
+                "codebook_usage"):
+        assert key in history, history.keys()
+    assert after["reconstruction_loss"] < 0.5 * before["reconstruction_loss"]
+    assert history["loss"][-1] < history["loss"][0]
+    assert after["perplexity"] > 4.0
+    assert 0.0 < after["codebook_usage"] <= 1.0
+
+
+def test_fit_on_tf_data_pipeline(mnist_slice):
+    import tensorflow as tf
+
+    model = tiny_model()
+    model.compile()
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(mnist_slice[:256])
+        .batch(64)
+        .map(model.preprocess)
+    )
+    history = model.fit(dataset, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+
+
+def test_keras_and_weights_round_trips_give_identical_outputs(
+    tmp_path, mnist_slice
+):
+    model = tiny_model(quantizer="vq")
+    model.compile()
+    x = model.preprocess(mnist_slice[:128]).numpy()
+    model.fit(x, batch_size=32, epochs=1, verbose=0)
+    expected = model.predict(x[:8], verbose=0)
+    codes = model.encode(x[:8])
+
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert isinstance(loaded, VQVAE)
+    np.testing.assert_array_equal(loaded.predict(x[:8], verbose=0), expected)
+    np.testing.assert_array_equal(loaded.encode(x[:8]), codes)
+
+    model.save_weights(tmp_path / "model.weights.h5")
+    fresh = VQVAE.from_config(model.get_config())
+    fresh.load_weights(tmp_path / "model.weights.h5")
+    np.testing.assert_array_equal(fresh.predict(x[:8], verbose=0), expected)
+
+
+def test_config_round_trip():
+    model = tiny_model(quantizer="vq", dead_code_threshold=1.0)
+    clone = VQVAE.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert clone.count_params() == model.count_params()
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"\(batch, height, width, 1\)"):
+        model(np.zeros((2, 28, 28, 3), "float32"))
+    with pytest.raises(ValueError, match=r"\(batch, height, width, 1\)"):
+        model(np.zeros((28, 28, 1), "float32"))
+    with pytest.raises(TypeError, match="preprocess"):
+        model(np.zeros((2, 28, 28, 1), "uint8"))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        model(np.zeros((2, 30, 30, 1), "float32"))
+    with pytest.raises(ValueError, match=r"in \[0, 32\)"):
+        model.decode_indices(np.full((1, 7, 7), 32))
+    with pytest.raises(ValueError, match="quantizer"):
+        tiny_model(quantizer="gumbel")
+
+
+def test_mixed_precision_training_step(mnist_slice):
+    keras.config.set_dtype_policy("mixed_float16")
+    model = tiny_model()
+    model.compile()
+    x = model.preprocess(mnist_slice[:64]).numpy()
+    history = model.fit(x, batch_size=32, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    assert model.quantizer.codebook.dtype == "float32"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_fit_and_save_on_each_backend(backend, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np, keras
+from keras_vqvae.models import VQVAE
+assert keras.backend.backend() == {backend!r}
+rng = np.random.default_rng(0)
+x = rng.uniform(-0.5, 0.5, (64, 16, 16, 3)).astype("float32")
+for quantizer in ("ema", "vq"):
+    model = VQVAE(image_shape=(16, 16, 3), num_embeddings=16, embedding_dim=4,
+                  num_hiddens=8, num_residual_hiddens=4, quantizer=quantizer,
+                  kmeans_init=quantizer == "ema")
+    model.compile()
+    codebook = np.array(model.quantizer.codebook.numpy())
+    history = model.fit(x, batch_size=16, epochs=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all(), history
+    assert history["loss"][-1] < history["loss"][0], history
+    assert not np.allclose(model.quantizer.codebook.numpy(), codebook)
+    model.save({str(tmp_path)!r} + f"/{{quantizer}}.keras")
+    loaded = keras.saving.load_model({str(tmp_path)!r} + f"/{{quantizer}}.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-6)
+print("ok")
+"""
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
