@@ -1,0 +1,213 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hub_server import HubServer
+from keras_vqvae.models import VQVAE
+from keras_vqvae.presets import PRESET_FORMAT_VERSION
+from keras_vqvae.presets import PresetError
+from keras_vqvae.presets import list_presets
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(
+    image_shape=(16, 16, 3),
+    num_embeddings=16,
+    embedding_dim=4,
+    num_hiddens=8,
+    num_residual_layers=1,
+    num_residual_hiddens=4,
+    seed=0,
+)
+IMAGES = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), "uint8")
+
+
+@pytest.fixture
+def preset_dir(tmp_path):
+    model = VQVAE(**TINY)
+    folder = tmp_path / "tiny"
+    model.save_to_preset(folder, metadata={"preset": "tiny"})
+    np.save(tmp_path / "expected.npy", model.reconstruct(IMAGES, batch_size=4))
+    return folder
+
+
+def test_local_folder_round_trip(preset_dir):
+    model = VQVAE.from_preset(preset_dir)
+    expected = np.load(preset_dir.parent / "expected.npy")
+    np.testing.assert_array_equal(model.reconstruct(IMAGES), expected)
+    files = sorted(p.name for p in preset_dir.iterdir())
+    assert files == ["config.json", "metadata.json", "model.weights.h5"]
+    metadata = json.loads((preset_dir / "metadata.json").read_text())
+    assert metadata["preset"] == "tiny" and "model.weights.h5" in metadata["sha256"]
+
+
+def test_load_weights_false_and_config_overrides(preset_dir):
+    random_init = VQVAE.from_preset(preset_dir, load_weights=False)
+    expected = np.load(preset_dir.parent / "expected.npy")
+    assert not np.array_equal(random_init.reconstruct(IMAGES), expected)
+    tuned = VQVAE.from_preset(preset_dir, dead_code_threshold=2.0)
+    assert tuned.quantizer.dead_code_threshold == 2.0
+    np.testing.assert_array_equal(tuned.reconstruct(IMAGES), expected)
+    with pytest.raises(PresetError, match="do not fit"):
+        VQVAE.from_preset(preset_dir, num_hiddens=12)
+
+
+def test_unknown_name_suggests_close_names():
+    names = list_presets()
+    if "mnist" not in names:
+        pytest.skip("bundled mnist preset not trained yet")
+    with pytest.raises(PresetError, match="Did you mean 'mnist'"):
+        VQVAE.from_preset("mnsit")
+    with pytest.raises(PresetError, match="Unknown preset"):
+        VQVAE.from_preset("no_such_preset_anywhere")
+
+
+def test_damaged_presets_raise_clear_errors(preset_dir):
+    weights = preset_dir / "model.weights.h5"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(PresetError, match="corrupt or truncated"):
+        VQVAE.from_preset(preset_dir)
+    metadata = json.loads((preset_dir / "metadata.json").read_text())
+    del metadata["sha256"]
+    (preset_dir / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(PresetError, match="corrupt or truncated"):
+        VQVAE.from_preset(preset_dir)
+    weights.unlink()
+    with pytest.raises(PresetError, match="load_weights=False"):
+        VQVAE.from_preset(preset_dir)
+
+
+def test_newer_format_and_bad_json_are_refused(preset_dir):
+    config_path = preset_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config["format_version"] = PRESET_FORMAT_VERSION + 1
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(PresetError, match="newer keras-vqvae"):
+        VQVAE.from_preset(preset_dir)
+    config_path.write_text("{not json")
+    with pytest.raises(PresetError, match="not valid JSON"):
+        VQVAE.from_preset(preset_dir)
+    config["format_version"] = PRESET_FORMAT_VERSION
+    config["class_name"] = "SomethingElse"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(PresetError, match="not a VQVAE"):
+        VQVAE.from_preset(preset_dir)
+
+
+def test_bundled_presets_are_listed_and_meet_their_metrics():
+    presets = VQVAE.presets
+    if "mnist" not in presets:
+        pytest.skip("bundled mnist preset not trained yet")
+    for name, metadata in presets.items():
+        assert metadata["test_metrics"]["psnr_db"] > 0, name
+        assert (REPO_ROOT / "presets" / name / "README.md").is_file()
+    model = VQVAE.from_preset("mnist")
+    data = REPO_ROOT.parent / "shared" / "datasets" / "mnist" / "test.npz"
+    if not data.is_file():
+        pytest.skip("real data not available")
+    with np.load(data) as arrays:
+        images = arrays["images"][:500]
+    reconstructed = model.reconstruct(images)
+    mse = np.mean((images / 255.0 - reconstructed / 255.0) ** 2)
+    assert mse <= 0.005, mse
+
+
+# Through the real huggingface_hub client against a loopback server.
+
+LOAD = """
+import sys, numpy as np
+from keras_vqvae.models import VQVAE
+from keras_vqvae.presets import PresetError
+try:
+    model = VQVAE.from_preset(sys.argv[1])
+except PresetError as e:
+    print("PresetError:", e)
+    sys.exit(3)
+images = np.load(sys.argv[2])
+np.save(sys.argv[3], model.reconstruct(images))
+"""
+
+
+def run_python(args, env, check=True):
+    result = subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(result.stdout + result.stderr[-3000:])
+    return result
+
+
+def hub_env(endpoint, hf_home, offline=False):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(
+        HF_ENDPOINT=endpoint,
+        HF_HOME=str(hf_home),
+        HF_TOKEN="hf_dummy_test_token",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_HUB_ETAG_TIMEOUT="2",
+        HF_HUB_DOWNLOAD_TIMEOUT="2",
+    )
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+@pytest.mark.slow
+def test_upload_then_from_preset_through_hub_client(preset_dir, tmp_path):
+    np.save(tmp_path / "images.npy", IMAGES)
+    expected = np.load(tmp_path / "expected.npy")
+    upload = str(REPO_ROOT / "tools" / "upload_preset.py")
+    server = HubServer(tmp_path / "hub")
+    endpoint = server.start()
+    try:
+        env = hub_env(endpoint, tmp_path / "uploader_home")
+        dry = run_python([upload, str(preset_dir), "user/vqvae-tiny", "--dry-run"], env)
+        assert "would upload model.weights.h5" in dry.stdout
+        assert not server.storage.exists("user/vqvae-tiny")
+
+        out = run_python([upload, str(preset_dir), "user/vqvae-tiny"], env).stdout
+        commit = out.split("commit ")[1].split()[0]
+        assert len(commit) == 40
+        uploaded = server.storage.files("user/vqvae-tiny")
+        assert {"config.json", "metadata.json", "model.weights.h5", "README.md"} <= set(uploaded)
+
+        env = hub_env(endpoint, tmp_path / "user_home")
+        for handle in ("hf://user/vqvae-tiny", f"hf://user/vqvae-tiny@{commit}"):
+            run_python(["-c", LOAD, handle, str(tmp_path / "images.npy"),
+                        str(tmp_path / "hub.npy")], env)
+            np.testing.assert_array_equal(np.load(tmp_path / "hub.npy"), expected)
+
+        other = VQVAE(**{**TINY, "num_hiddens": 12})
+        other.save_to_preset(tmp_path / "other")
+        refused = run_python([upload, str(tmp_path / "other"), "user/vqvae-tiny"],
+                             hub_env(endpoint, tmp_path / "uploader_home"), check=False)
+        assert refused.returncode == 1 and "different architecture" in refused.stderr
+        forced = run_python([upload, str(tmp_path / "other"), "user/vqvae-tiny", "--force"],
+                            hub_env(endpoint, tmp_path / "uploader_home"))
+        assert "commit" in forced.stdout
+    finally:
+        server.stop()
+
+    # Hub gone: the filled cache still serves the pinned commit offline ...
+    run_python(["-c", LOAD, f"hf://user/vqvae-tiny@{commit}",
+                str(tmp_path / "images.npy"), str(tmp_path / "offline.npy")],
+               hub_env(endpoint, tmp_path / "user_home", offline=True))
+    np.testing.assert_array_equal(np.load(tmp_path / "offline.npy"), expected)
+    # ... and an empty cache gives a clear error.
+    failed = run_python(["-c", LOAD, "hf://user/vqvae-tiny", str(tmp_path / "images.npy"),
+                         str(tmp_path / "x.npy")],
+                        hub_env(endpoint, tmp_path / "empty_home"), check=False)
+    assert failed.returncode == 3, failed.stdout + failed.stderr[-2000:]
+    assert "unreachable" in failed.stdout
+
+
+def test_malformed_hub_handle():
+    with pytest.raises(PresetError, match="Malformed Hub handle"):
+        VQVAE.from_preset("hf://just-a-name")
