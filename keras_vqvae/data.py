@@ -918,3 +918,32 @@ def make_dataset(
     dataset = dataset.map(load)
     dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def load_image_files(files, image_size=None, channels=3, crop_to_aspect_ratio=False):
+    """Reads a list of image files into one uint8 array.
+
+    Args:
+        files: paths of PNG/JPEG/BMP/WebP files.
+        image_size: `(height, width)` to resize to; required when the files
+            differ in size.
+        channels: 1 (grayscale) or 3 (RGB).
+        crop_to_aspect_ratio: centre-crop to the target aspect ratio before
+            resizing instead of stretching.
+
+    Returns:
+        uint8 array `(len(files), H, W, channels)`.
+
+    Example:
+
+    >>> images = load_image_files(["a.png", "b.jpg"], image_size=(32, 32))
+    """
+    files = [Path(file) for file in files]
+    missing = [str(file) for file in files if not file.is_file()]
+    if missing:
+        raise FileNotFoundError(f"No such image file(s): {', '.join(missing)}")
+    if not files:
+        raise ValueError("No image files given.")
+    return _stack_images(
+        files, _to_size(image_size), channels, crop_to_aspect_ratio
+    )

@@ -1,0 +1,134 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_vqvae.cli import build_parser
+from keras_vqvae.cli import main
+from keras_vqvae.presets import list_presets
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = {
+    "image_shape": [28, 28, 1],
+    "num_embeddings": 16,
+    "embedding_dim": 4,
+    "num_hiddens": 8,
+    "num_residual_layers": 1,
+    "num_residual_hiddens": 4,
+    "kmeans_init": True,
+}
+
+
+@pytest.fixture
+def small_data(tmp_path, mnist_slice):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    labels = np.zeros(len(mnist_slice), "int64")
+    np.savez(folder / "train.npz", images=mnist_slice[:768], labels=labels[:768])
+    np.savez(folder / "test.npz", images=mnist_slice[768:], labels=labels[768:])
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_CONFIG))
+    return folder
+
+
+def train_command(tmp_path, data, steps, *extra):
+    return [
+        sys.executable, str(REPO_ROOT / "tools" / "train.py"),
+        "--preset", "tiny", "--config", str(tmp_path / "tiny.json"),
+        "--data", str(data), "--steps", str(steps), "--checkpoint-every", "10",
+        "--batch-size", "16", "--out", str(tmp_path / "preset"),
+        "--work-dir", str(tmp_path / "run"), "--verbose", "0", *extra,
+    ]
+
+
+def logged_steps(tmp_path):
+    lines = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines]
+
+
+@pytest.mark.slow
+def test_train_resumes_after_being_killed(tmp_path, small_data):
+    command = train_command(tmp_path, small_data, 80)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = tmp_path / "run" / "train_log.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "training ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = logged_steps(tmp_path)
+    assert not (tmp_path / "preset").exists()
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    after = logged_steps(tmp_path)[len(before):]
+    assert after[0] > 10, (before, after)  # resumed, did not start over
+    assert after[-1] == 80
+    metadata = json.loads((tmp_path / "preset" / "metadata.json").read_text())
+    assert metadata["training"]["steps"] == 80
+    assert 0 < metadata["test_metrics"]["mse"] < 1
+    assert (tmp_path / "preset" / "README.md").is_file()
+
+
+@pytest.mark.slow
+def test_train_stops_cleanly_on_nan(tmp_path, small_data):
+    command = train_command(tmp_path, small_data, 30, "--set", "data_variance=0.0")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "error:" in result.stderr and "no preset" in result.stderr
+    assert not (tmp_path / "preset").exists()
+
+
+def test_every_subcommand_has_help(capsys):
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+    assert {"presets", "demo", "reconstruct", "encode", "decode", "sample",
+            "train", "train-prior", "evaluate", "upload"} <= set(commands)
+
+
+def test_bad_input_exits_nonzero_with_one_line(capsys, tmp_path):
+    assert main(["encode", "--preset", "no_such_preset", "--images", "x.png"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Unknown preset" in err
+    (tmp_path / "codes.npy").write_bytes(b"garbage")
+    if "mnist" in list_presets():
+        assert main(["decode", "--codes", str(tmp_path / "codes.npy")]) == 1
+        assert "cannot read codes" in capsys.readouterr().err
+
+
+def test_reconstruct_encode_decode_with_bundled_preset(tmp_path, capsys):
+    data = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
+    if "mnist" not in list_presets() or not data.is_dir():
+        pytest.skip("needs the mnist preset and data")
+    grid = tmp_path / "grid.png"
+    assert main(["reconstruct", "--data", str(data), "--limit", "16", "--out", str(grid)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["images"] == 16 and metrics["mse"] < 0.01 and grid.is_file()
+    codes = tmp_path / "codes.npy"
+    assert main(["encode", "--data", str(data), "--limit", "8", "--out", str(codes)]) == 0
+    assert np.load(codes).shape == (8, 7, 7)
+    decoded = tmp_path / "decoded.png"
+    assert main(["decode", "--codes", str(codes), "--out", str(decoded),
+                 "--npy", str(tmp_path / "decoded.npy")]) == 0
+    assert np.load(tmp_path / "decoded.npy").shape == (8, 28, 28, 1)
+
+
+def test_console_script_entry_point():
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "keras-vqvae"), "presets"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in list_presets():
+        assert name in result.stdout
