@@ -14,6 +14,7 @@ Every subcommand has --help. Errors print one line and exit with status 1.
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def cmd_train(args):
         learning_rate=args.learning_rate,
         checkpoint_every=args.checkpoint_every, seed=args.seed,
         config_path=args.config, eval_limit=args.eval_limit,
-        verbose=args.verbose, **overrides,
+        verbose=args.verbose, reproduce=args.command_line, **overrides,
     )
     _print_json(metadata["test_metrics"])
 
@@ -184,6 +185,7 @@ def cmd_train_prior(args):
         learning_rate=args.learning_rate, hidden_dim=args.hidden_dim,
         num_layers=args.num_layers, conditional=not args.unconditional,
         seed=args.seed, eval_limit=args.eval_limit, verbose=args.verbose,
+        reproduce=args.command_line,
     ))
 
 
@@ -331,7 +333,9 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = "keras-vqvae " + shlex.join(argv)
     from keras_vqvae.presets import PresetError
     from keras_vqvae.training import NaNLossError
     from keras_vqvae.upload import UploadError

@@ -88,6 +88,18 @@ def render_model_card(folder):
     ]
     if metadata.get("reproduce"):
         sections += ["Reproduce:", f"```\n{metadata['reproduce']}\n```"]
+    prior = metadata.get("prior")
+    if prior:
+        sections += [
+            "## PixelCNN prior",
+            "A gated PixelCNN over the code maps (`PixelCNNPrior.from_preset`"
+            f'("{name}")`); bits/dim is the paper\'s bound: prior NLL of the '
+            "codes plus the decoder's discretised Gaussian NLL of the pixels.",
+            _table([(k, v) for k, v in prior.items() if k not in ("test_metrics", "reproduce")]
+                   + [(k, v) for k, v in prior.get("test_metrics", {}).items()]),
+        ]
+        if prior.get("reproduce"):
+            sections += ["Reproduce:", f"```\n{prior['reproduce']}\n```"]
     if notes:
         sections += ["## Notes", notes]
     if images:
