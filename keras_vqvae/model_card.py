@@ -40,9 +40,13 @@ def _front_matter(name, metadata):
     return "\n".join(lines)
 
 
+def _format(value):
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
 def _table(rows):
     out = ["| | |", "|---|---|"]
-    out += [f"| {key} | {value} |" for key, value in rows]
+    out += [f"| {key} | {_format(value)} |" for key, value in rows]
     return "\n".join(out)
 
 
