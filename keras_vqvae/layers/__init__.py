@@ -1,5 +1,6 @@
 from keras_vqvae.layers.decoder import Decoder
 from keras_vqvae.layers.encoder import Encoder
+from keras_vqvae.layers.gated_pixelcnn_block import GatedPixelCNNBlock
 from keras_vqvae.layers.residual_stack import ResidualStack
 from keras_vqvae.layers.vector_quantizer import VectorQuantizer
 from keras_vqvae.layers.vector_quantizer_ema import VectorQuantizerEMA
@@ -7,6 +8,7 @@ from keras_vqvae.layers.vector_quantizer_ema import VectorQuantizerEMA
 __all__ = [
     "Decoder",
     "Encoder",
+    "GatedPixelCNNBlock",
     "ResidualStack",
     "VectorQuantizer",
     "VectorQuantizerEMA",

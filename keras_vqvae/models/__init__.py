@@ -1,3 +1,4 @@
+from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
 from keras_vqvae.models.vqvae import VQVAE
 
-__all__ = ["VQVAE"]
+__all__ = ["PixelCNNPrior", "VQVAE"]
