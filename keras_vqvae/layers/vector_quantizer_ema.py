@@ -81,10 +81,10 @@ class VectorQuantizerEMA(VectorQuantizer):
     def vq_loss(self, inputs, quantized):
         return self.commitment_cost * self.commitment_loss(inputs, quantized)
 
-    def _update_codebook(self, flat_inputs, encodings, counts):
+    def _update_codebook(self, flat_inputs, flat_indices, counts):
         decay = self.decay
         cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
-        dw = ops.matmul(ops.transpose(encodings), flat_inputs)
+        dw = self._cluster_sums(flat_inputs, flat_indices)
         ema_dw = decay * self.ema_dw + (1.0 - decay) * dw
         total = ops.sum(cluster_size)
         smoothed = (
