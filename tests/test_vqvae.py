@@ -168,3 +168,38 @@ print("ok")
         [sys.executable, "-c", script], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_jax_conv_transpose_gradients_match_keras():
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import jax, numpy as np, keras
+from keras_vqvae.layers import Conv2DTranspose
+rng = np.random.default_rng(0)
+x = rng.normal(size=(2, 5, 5, 6)).astype("float32")
+g = rng.normal(size=(2, 10, 10, 4)).astype("float32")
+ours = Conv2DTranspose(4, 4, strides=2, padding="same")
+ref = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same")
+ours.build(x.shape); ref.build(x.shape); ref.set_weights(ours.get_weights())
+def objective(layer):
+    def f(weights, inputs):
+        out, _ = layer.stateless_call(weights, [], inputs)
+        return (out * g).sum()
+    weights = [v.value for v in layer.trainable_variables]
+    return jax.grad(f, argnums=(0, 1))(weights, x)
+(ours_w, ours_x), (ref_w, ref_x) = objective(ours), objective(ref)
+np.testing.assert_allclose(ours_x, ref_x, rtol=1e-4, atol=1e-4)
+for a, b in zip(ours_w, ref_w):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+np.testing.assert_allclose(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+print("ok")
+"""
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]

@@ -1,3 +1,4 @@
+from keras_vqvae.layers.conv2d_transpose import Conv2DTranspose
 from keras_vqvae.layers.decoder import Decoder
 from keras_vqvae.layers.encoder import Encoder
 from keras_vqvae.layers.gated_pixelcnn_block import GatedPixelCNNBlock
@@ -6,6 +7,7 @@ from keras_vqvae.layers.vector_quantizer import VectorQuantizer
 from keras_vqvae.layers.vector_quantizer_ema import VectorQuantizerEMA
 
 __all__ = [
+    "Conv2DTranspose",
     "Decoder",
     "Encoder",
     "GatedPixelCNNBlock",

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_vqvae.layers.conv2d_transpose import Conv2DTranspose
 from keras_vqvae.layers.residual_stack import ResidualStack
 
 
@@ -57,7 +58,7 @@ class Decoder(keras.layers.Layer):
             name="residual_stack",
         )
         self.upsamples = [
-            keras.layers.Conv2DTranspose(
+            Conv2DTranspose(
                 output_channels if i == num_upsamples - 1 else num_hiddens // 2,
                 4,
                 strides=2,
