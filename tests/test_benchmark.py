@@ -1,0 +1,116 @@
+"""tools/benchmark.py and the PyTorch reference it measures against.
+
+No timing is asserted: the machine may be shared. The tests check that the
+benchmark runs end to end and writes its Markdown section, and that the
+reference is the same network as the Keras model.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TOOLS = REPO_ROOT / "tools"
+torch = pytest.importorskip("torch")
+sys.path.insert(0, str(TOOLS))
+
+import benchmark  # noqa: E402
+import torch_reference  # noqa: E402
+
+
+def _keras_cifar10(**overrides):
+    from keras_vqvae.models import VQVAE
+    from keras_vqvae.training import ARCHITECTURES
+
+    return VQVAE(**{**ARCHITECTURES["cifar10"], "seed": 0, **overrides})
+
+
+def test_reference_has_the_keras_models_trainable_parameters():
+    model = _keras_cifar10()
+    keras_count = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    reference = torch_reference.build_reference()
+    assert reference.trainable_parameter_count() == keras_count == 662_723
+    # The EMA codebook is state, not a parameter, in both.
+    assert "quantizer.codebook" in dict(reference.named_buffers())
+
+
+def test_reference_computes_what_the_keras_model_computes():
+    model = _keras_cifar10()
+    reference = torch_reference.build_reference().load_keras_weights(model)
+    images = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 32, 32, 3))
+    images = images.astype("float32")
+    expected = np.asarray(model(images, training=False))
+    reference.eval()
+    with torch.no_grad():
+        outputs, _ = reference(images)
+    np.testing.assert_allclose(outputs.numpy(), expected, atol=1e-5)
+    codes = np.asarray(
+        model.quantizer.get_indices(model.pre_quantization(model.encoder(images)))
+    )
+    np.testing.assert_array_equal(reference.encode(images), codes)
+
+
+def test_reference_train_step_gives_a_finite_loss_and_updates_weights():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # libgomp spin-waits badly on a busy machine
+    try:
+        _check_reference_train_step()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_reference_train_step():
+    reference = torch_reference.build_reference(data_variance=0.06)
+    images = np.random.default_rng(1).uniform(-0.5, 0.5, (8, 32, 32, 3))
+    images = images.astype("float32")
+    before = reference.encoder.downsamples[0].weight.detach().clone()
+    codebook = reference.quantizer.codebook.clone()
+    losses = [reference.train_step(images) for _ in range(3)]
+    assert all(np.isfinite(losses)) and 0 < losses[0] < 100
+    assert not torch.equal(before, reference.encoder.downsamples[0].weight)
+    assert not torch.equal(codebook, reference.quantizer.codebook)
+    assert bool(reference.quantizer.initialized)  # k-means ran on batch 1
+    assert 0 < float(reference.quantizer.batch_perplexity) <= 512
+
+
+def test_write_section_replaces_only_its_own_section(tmp_path):
+    path = tmp_path / "BENCH.md"
+    path.write_text("# Mine\n\nkeep this\n")
+    benchmark.write_section(path, f"{benchmark.BEGIN}\none\n{benchmark.END}\n")
+    benchmark.write_section(path, f"{benchmark.BEGIN}\ntwo\n{benchmark.END}\n")
+    text = path.read_text()
+    assert "keep this" in text and "two" in text and "one" not in text
+    assert text.count(benchmark.BEGIN) == 1
+
+
+@pytest.mark.slow  # ~25-30 s: two Keras backends in subprocesses
+def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
+    output = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "benchmark.py"), "--quick",
+         "--backends", "tensorflow,torch", "--output", str(output)],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = output.read_text()
+    assert benchmark.BEGIN in text and benchmark.END in text
+    assert "--quick --backends tensorflow,torch" in text
+    assert re.search(r"Machine: \d+ cores", text)
+    for backend in ("tensorflow", "torch"):
+        row = re.search(
+            rf"^\| {backend} \| 32 \| ([\d,.]+) \| ([\d,.]+) \| "
+            r"(\d+\.\d+)x \|", text, re.M,
+        )
+        assert row, f"no training row for {backend}:\n{text}"
+        assert float(row.group(3)) > 0
+        assert re.search(rf"^\| {backend} \| encode \|", text, re.M)
+        assert re.search(rf"^\| {backend} \| decode \|", text, re.M)
+    assert "Trainable parameters: Keras 662,723, PyTorch reference 662,723 " \
+        "(equal)" in text
+    quantizer_row = re.search(r"^\| 1024 \| 128 \| 64 \| ([\d.]+) \|", text,
+                              re.M)
+    assert quantizer_row, text

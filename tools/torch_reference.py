@@ -1,0 +1,395 @@
+"""A plain PyTorch VQ-VAE with the architecture of `VQVAE(**ARCHITECTURES["cifar10"])`.
+
+This is the reference that `tools/benchmark.py` times against. It follows
+the Keras model layer by layer:
+
+* encoder: `num_downsamples` 4x4 stride-2 convolutions (padding 1, which is
+  Keras `"same"` for even sizes; `num_hiddens // 2` channels, then
+  `num_hiddens`), each followed by ReLU; a 3x3 convolution; a residual stack
+  (`x + conv1x1(relu(conv3x3(relu(x))))` per block, then ReLU);
+* a 1x1 pre-quantisation convolution to `embedding_dim` channels;
+* the EMA vector quantiser (decay 0.99, epsilon 1e-5, commitment 0.25,
+  straight-through gradient), with the preset's k-means initialisation on
+  the first training batch and dead-code restarts (usage decay 0.99);
+* decoder: a 3x3 convolution, a residual stack and `num_downsamples` 4x4
+  stride-2 transposed convolutions (padding 1: output twice the input), ReLU
+  between them.
+
+Inputs and outputs are NHWC like Keras; the model works in NCHW inside.
+Weights are initialised as Keras initialises them (Glorot-uniform kernels,
+zero biases, a fan-out variance-scaling codebook), and `load_keras_weights`
+copies a Keras `VQVAE`'s weights in, so both give the same outputs.
+
+`train_step(x)` is one Adam(3e-4) step on
+`mean((x - x_hat)^2) / data_variance + commitment_cost * commitment_loss`.
+
+Only torch and numpy are imported: usable without Keras.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CIFAR10 = dict(
+    image_shape=(32, 32, 3),
+    num_embeddings=512,
+    embedding_dim=64,
+    num_hiddens=128,
+    num_residual_layers=2,
+    num_residual_hiddens=32,
+    num_downsamples=2,
+    quantizer="ema",
+    kmeans_init=True,
+    dead_code_threshold=1.0,
+)
+
+
+def _glorot_(conv):
+    # Keras Glorot uniform: fan_in = kh*kw*in, fan_out = kh*kw*out (for a
+    # transposed convolution Keras's kernel is (kh, kw, out, in): the same
+    # two numbers). Biases start at zero.
+    weight = conv.weight
+    receptive = weight.shape[2] * weight.shape[3]
+    fans = weight.shape[0] * receptive + weight.shape[1] * receptive
+    limit = math.sqrt(6.0 / fans)
+    with torch.no_grad():
+        weight.uniform_(-limit, limit)
+        conv.bias.zero_()
+    return conv
+
+
+class ResidualStack(nn.Module):
+    def __init__(self, num_hiddens, num_residual_layers, num_residual_hiddens):
+        super().__init__()
+        self.convs3x3 = nn.ModuleList(
+            _glorot_(nn.Conv2d(num_hiddens, num_residual_hiddens, 3, padding=1))
+            for _ in range(num_residual_layers)
+        )
+        self.convs1x1 = nn.ModuleList(
+            _glorot_(nn.Conv2d(num_residual_hiddens, num_hiddens, 1))
+            for _ in range(num_residual_layers)
+        )
+
+    def forward(self, x):
+        for conv3x3, conv1x1 in zip(self.convs3x3, self.convs1x1):
+            x = x + conv1x1(F.relu(conv3x3(F.relu(x))))
+        return F.relu(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, in_channels, num_hiddens, num_residual_layers,
+                 num_residual_hiddens, num_downsamples):
+        super().__init__()
+        downsamples = []
+        channels = in_channels
+        for i in range(num_downsamples):
+            out = num_hiddens if i == num_downsamples - 1 else num_hiddens // 2
+            downsamples.append(
+                _glorot_(nn.Conv2d(channels, out, 4, stride=2, padding=1))
+            )
+            channels = out
+        self.downsamples = nn.ModuleList(downsamples)
+        self.conv = _glorot_(nn.Conv2d(channels, num_hiddens, 3, padding=1))
+        self.residual_stack = ResidualStack(
+            num_hiddens, num_residual_layers, num_residual_hiddens
+        )
+
+    def forward(self, x):
+        for conv in self.downsamples:
+            x = F.relu(conv(x))
+        return self.residual_stack(self.conv(x))
+
+
+class Decoder(nn.Module):
+    def __init__(self, embedding_dim, num_hiddens, num_residual_layers,
+                 num_residual_hiddens, out_channels, num_upsamples):
+        super().__init__()
+        self.conv = _glorot_(nn.Conv2d(embedding_dim, num_hiddens, 3, padding=1))
+        self.residual_stack = ResidualStack(
+            num_hiddens, num_residual_layers, num_residual_hiddens
+        )
+        upsamples = []
+        channels = num_hiddens
+        for i in range(num_upsamples):
+            out = out_channels if i == num_upsamples - 1 else num_hiddens // 2
+            upsamples.append(
+                _glorot_(
+                    nn.ConvTranspose2d(channels, out, 4, stride=2, padding=1)
+                )
+            )
+            channels = out
+        self.upsamples = nn.ModuleList(upsamples)
+
+    def forward(self, x):
+        x = self.residual_stack(self.conv(x))
+        for conv in self.upsamples[:-1]:
+            x = F.relu(conv(x))
+        return self.upsamples[-1](x)
+
+
+class VectorQuantizerEMA(nn.Module):
+    """EMA codebook (buffers, not parameters) with the Keras layer's extras."""
+
+    def __init__(self, num_embeddings, embedding_dim, commitment_cost=0.25,
+                 decay=0.99, epsilon=1e-5, kmeans_init=False,
+                 kmeans_iterations=10, dead_code_threshold=0.0,
+                 usage_decay=0.99, generator=None):
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.commitment_cost = commitment_cost
+        self.decay = decay
+        self.epsilon = epsilon
+        self.kmeans_init = kmeans_init
+        self.kmeans_iterations = kmeans_iterations
+        self.dead_code_threshold = dead_code_threshold
+        self.usage_decay = usage_decay
+        self.generator = generator
+        # Keras VarianceScaling(1.0, "fan_out", "uniform") on (K, D): fan_out=D.
+        limit = math.sqrt(3.0 / embedding_dim)
+        codebook = torch.empty(num_embeddings, embedding_dim).uniform_(
+            -limit, limit, generator=generator
+        )
+        self.register_buffer("codebook", codebook)
+        self.register_buffer("ema_cluster_size", torch.ones(num_embeddings))
+        self.register_buffer("ema_dw", codebook.clone())
+        self.register_buffer("code_usage", torch.ones(num_embeddings))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self.batch_perplexity = torch.zeros(())
+        self.batch_codebook_usage = torch.zeros(())
+
+    def nearest_codes(self, flat, codebook):
+        distances = (
+            flat.pow(2).sum(1, keepdim=True)
+            - 2.0 * flat @ codebook.t()
+            + codebook.pow(2).sum(1)[None, :]
+        )
+        return distances.argmin(1)
+
+    def _random_rows(self, flat, count):
+        rows = torch.randint(0, flat.shape[0], (count,), generator=self.generator)
+        return flat[rows]
+
+    def _replace_codes(self, new_codebook, replaced):
+        self.codebook.copy_(new_codebook)
+        self.ema_dw.copy_(
+            torch.where(
+                replaced, new_codebook * self.ema_cluster_size[:, None],
+                self.ema_dw,
+            )
+        )
+
+    def _kmeans(self, flat, centroids):
+        for _ in range(self.kmeans_iterations):
+            assignments = F.one_hot(
+                self.nearest_codes(flat, centroids), self.num_embeddings
+            ).float()
+            sizes = assignments.sum(0)[:, None]
+            sums = assignments.t() @ flat
+            centroids = torch.where(
+                sizes > 0, sums / sizes.clamp(min=1.0), centroids
+            )
+        return centroids
+
+    def forward(self, z):
+        """`z`: (N, H, W, D) float tensor; returns (quantized, vq_loss)."""
+        flat = z.reshape(-1, self.embedding_dim)
+        detached = flat.detach()
+        with torch.no_grad():
+            if self.training and self.kmeans_init and not self.initialized:
+                starts = self._random_rows(detached, self.num_embeddings)
+                replaced = torch.ones(self.num_embeddings, 1, dtype=torch.bool)
+                self._replace_codes(self._kmeans(detached, starts), replaced)
+                self.initialized.fill_(True)
+            codebook = self.codebook.clone()
+            indices = self.nearest_codes(detached, codebook)
+            encodings = F.one_hot(indices, self.num_embeddings).float()
+            counts = encodings.sum(0)
+            quantized = codebook[indices].reshape(z.shape)
+            probabilities = counts / counts.sum().clamp(min=1.0)
+            self.batch_perplexity = torch.exp(
+                -(probabilities * torch.log(probabilities + 1e-10)).sum()
+            )
+            self.batch_codebook_usage = (counts > 0).float().mean()
+            if self.training:
+                self._update_codebook(detached, encodings, counts)
+                if self.dead_code_threshold > 0:
+                    self._restart_dead_codes(detached, counts)
+        loss = self.commitment_cost * F.mse_loss(z, quantized)
+        straight_through = z + (quantized - z).detach()
+        return straight_through, loss, indices.reshape(z.shape[:-1])
+
+    def _update_codebook(self, flat, encodings, counts):
+        decay = self.decay
+        cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
+        ema_dw = decay * self.ema_dw + (1.0 - decay) * (encodings.t() @ flat)
+        total = cluster_size.sum()
+        smoothed = (
+            (cluster_size + self.epsilon)
+            / (total + self.num_embeddings * self.epsilon)
+            * total
+        )
+        self.ema_cluster_size.copy_(cluster_size)
+        self.ema_dw.copy_(ema_dw)
+        self.codebook.copy_(ema_dw / smoothed[:, None])
+
+    def _restart_dead_codes(self, flat, counts):
+        usage = self.usage_decay * self.code_usage + (
+            1.0 - self.usage_decay
+        ) * counts
+        self.code_usage.copy_(usage)
+        dead = (usage < self.dead_code_threshold)[:, None]
+        candidates = self._random_rows(flat, self.num_embeddings)
+        self._replace_codes(torch.where(dead, candidates, self.codebook), dead)
+
+    def lookup(self, indices):
+        return self.codebook[indices]
+
+
+class TorchVQVAE(nn.Module):
+    """The reference model; NHWC in, NHWC out (float images in [-0.5, 0.5])."""
+
+    def __init__(self, image_shape=(32, 32, 3), num_embeddings=512,
+                 embedding_dim=64, num_hiddens=128, num_residual_layers=2,
+                 num_residual_hiddens=32, num_downsamples=2, quantizer="ema",
+                 commitment_cost=0.25, decay=0.99, epsilon=1e-5,
+                 kmeans_init=False, dead_code_threshold=0.0,
+                 data_variance=1.0, learning_rate=3e-4, seed=0, **unused):
+        super().__init__()
+        if quantizer != "ema":
+            raise ValueError("The reference implements the EMA quantiser only.")
+        torch.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.image_shape = tuple(image_shape)
+        self.embedding_dim = embedding_dim
+        self.data_variance = float(data_variance)
+        self.encoder = Encoder(
+            image_shape[-1], num_hiddens, num_residual_layers,
+            num_residual_hiddens, num_downsamples,
+        )
+        self.pre_quantization = _glorot_(nn.Conv2d(num_hiddens, embedding_dim, 1))
+        self.quantizer = VectorQuantizerEMA(
+            num_embeddings, embedding_dim, commitment_cost=commitment_cost,
+            decay=decay, epsilon=epsilon, kmeans_init=kmeans_init,
+            dead_code_threshold=dead_code_threshold, generator=self.generator,
+        )
+        self.decoder = Decoder(
+            embedding_dim, num_hiddens, num_residual_layers,
+            num_residual_hiddens, image_shape[-1], num_downsamples,
+        )
+        # Keras Adam's defaults (epsilon 1e-7, not torch's 1e-8).
+        self.optimizer = torch.optim.Adam(
+            self.parameters(), lr=learning_rate, betas=(0.9, 0.999), eps=1e-7
+        )
+
+    def trainable_parameter_count(self):
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _latents(self, x):
+        x = _to_tensor(x).permute(0, 3, 1, 2)  # NHWC -> NCHW
+        z = self.pre_quantization(self.encoder(x))
+        return z.permute(0, 2, 3, 1)  # the quantiser works on NHWC vectors
+
+    def _decode_latents(self, quantized):
+        out = self.decoder(quantized.permute(0, 3, 1, 2).contiguous())
+        return out.permute(0, 2, 3, 1)
+
+    def forward(self, x):
+        """Returns `(reconstructions NHWC, vq_loss)`."""
+        quantized, vq_loss, _ = self.quantizer(self._latents(x))
+        return self._decode_latents(quantized), vq_loss
+
+    def train_step(self, x):
+        """One Adam step on a batch of NHWC float images; returns the loss."""
+        self.train()
+        x = _to_tensor(x)
+        reconstructions, vq_loss = self(x)
+        reconstruction_loss = F.mse_loss(reconstructions, x) / self.data_variance
+        loss = reconstruction_loss + vq_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    @torch.inference_mode()
+    def encode(self, images, batch_size=256):
+        """Float NHWC images -> int64 code maps (numpy)."""
+        self.eval()
+        out = []
+        for i in range(0, len(images), batch_size):
+            z = self._latents(images[i:i + batch_size])
+            flat = z.reshape(-1, self.embedding_dim)
+            indices = self.quantizer.nearest_codes(flat, self.quantizer.codebook)
+            out.append(indices.reshape(z.shape[:-1]).numpy())
+        return np.concatenate(out)
+
+    @torch.inference_mode()
+    def decode_indices(self, indices, batch_size=256):
+        """Code maps -> float NHWC images (numpy)."""
+        self.eval()
+        out = []
+        for i in range(0, len(indices), batch_size):
+            codes = torch.from_numpy(np.array(indices[i:i + batch_size]))
+            quantized = self.quantizer.lookup(codes.long())
+            out.append(self._decode_latents(quantized).numpy())
+        return np.concatenate(out)
+
+    def load_keras_weights(self, keras_model):
+        """Copies the weights (and codebook state) of a Keras `VQVAE`."""
+
+        def conv(dst, src, transposed=False):
+            kernel = np.asarray(src.kernel.numpy())
+            # Keras Conv2D (kh, kw, in, out) -> torch (out, in, kh, kw);
+            # Conv2DTranspose (kh, kw, out, in) -> torch (in, out, kh, kw).
+            weight = kernel.transpose(3, 2, 0, 1)
+            with torch.no_grad():
+                dst.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+                dst.bias.copy_(torch.from_numpy(np.asarray(src.bias.numpy())))
+
+        def stack(dst, src):
+            for d, s in zip(dst.convs3x3, src.convs3x3):
+                conv(d, s)
+            for d, s in zip(dst.convs1x1, src.convs1x1):
+                conv(d, s)
+
+        enc, dec = keras_model.encoder, keras_model.decoder
+        for d, s in zip(self.encoder.downsamples, enc.downsamples):
+            conv(d, s)
+        conv(self.encoder.conv, enc.conv)
+        stack(self.encoder.residual_stack, enc.residual_stack)
+        conv(self.pre_quantization, keras_model.pre_quantization)
+        conv(self.decoder.conv, dec.conv)
+        stack(self.decoder.residual_stack, dec.residual_stack)
+        for d, s in zip(self.decoder.upsamples, dec.upsamples):
+            conv(d, s, transposed=True)
+        q, kq = self.quantizer, keras_model.quantizer
+        with torch.no_grad():
+            for name in ("codebook", "ema_cluster_size", "ema_dw", "code_usage"):
+                getattr(q, name).copy_(
+                    torch.from_numpy(np.asarray(getattr(kq, name).numpy()))
+                )
+            if getattr(kq, "kmeans_init", False):
+                q.initialized.fill_(bool(float(kq.initialized.numpy()) > 0.5))
+        return self
+
+
+def _to_tensor(x):
+    if isinstance(x, torch.Tensor):
+        return x.float()
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def build_reference(data_variance=1.0, seed=0, **overrides):
+    """The cifar10 preset architecture as a `TorchVQVAE`."""
+    config = {**CIFAR10, **overrides}
+    return TorchVQVAE(data_variance=data_variance, seed=seed, **config)
+
+
+if __name__ == "__main__":
+    model = build_reference()
+    batch = np.random.default_rng(0).uniform(-0.5, 0.5, (8, 32, 32, 3))
+    print("trainable parameters:", model.trainable_parameter_count())
+    print("loss:", model.train_step(batch.astype("float32")))
