@@ -64,7 +64,8 @@ def evaluate_preset(
         split: data split to evaluate.
         limit: evaluate on at most this many images.
         grid_path: if set, write a PNG of originals (odd rows) above their
-            reconstructions (even rows) for the first `grid_images` images.
+            reconstructions (even rows) for `grid_images` evenly spaced
+            images.
         grid_images: number of images in the grid.
         batch_size: images per forward pass.
         bits_per_dim: also compute bits/dim with the preset's PixelCNN prior.
@@ -88,7 +89,8 @@ def evaluate_preset(
     metrics = evaluate_reconstructions(model, images, batch_size=batch_size)
     metrics["images"] = int(len(images))
     if grid_path:
-        shown = images[:grid_images]
+        # Evenly spaced: test splits are often grouped by class.
+        shown = images[np.linspace(0, len(images) - 1, grid_images).astype(int)]
         per_row = min(8, len(shown))
         rows = reconstruction_rows(shown, model.reconstruct(shown), per_row)
         save_image_grid(grid_path, rows, scale=max(1, 64 // model.image_shape[0]))
