@@ -343,6 +343,12 @@ class PixelCNNPrior(PresetMixin, keras.Model):
         self._sampler_cache[backend] = fn
         return fn
 
+    def _draw_uniforms(self, n, seed=None):
+        """float32 ``(H*W, n)`` uniforms in ``(0, 1]`` used by ``sample``."""
+        h, w = self.latent_shape
+        rng = np.random.default_rng(seed)
+        return (1.0 - rng.random((h * w, n))).astype("float32")
+
     def sample(self, n, labels=None, temperature=1.0, seed=None, batch_size=None):
         """Draws ``n`` code maps by ancestral sampling in raster order.
 
@@ -386,9 +392,7 @@ class PixelCNNPrior(PresetMixin, keras.Model):
         h, w = self.latent_shape
         if n == 0:
             return np.zeros((0, h, w), "int32")
-        rng = np.random.default_rng(seed)
-        # Uniforms in (0, 1]: one per (position, sample).
-        uniforms = (1.0 - rng.random((h * w, n))).astype("float32")
+        uniforms = self._draw_uniforms(n, seed)
 
         bs = n if batch_size is None else max(1, min(int(batch_size), n))
         fn = self._get_sampler()
