@@ -31,33 +31,24 @@ _MNIST_LIKE = dict(
 # to 32x32 codes, K = 512) with the cifar10 widths instead of the paper's
 # 256 hidden units, to be trainable on a CPU. k-means initialisation and
 # dead-code restarts are our additions, recorded in each config.
+_CIFAR10 = dict(
+    image_shape=(32, 32, 3),
+    num_embeddings=512,
+    embedding_dim=64,
+    num_hiddens=128,
+    num_residual_layers=2,
+    num_residual_hiddens=32,
+    num_downsamples=2,
+    quantizer="ema",
+    kmeans_init=True,
+    dead_code_threshold=1.0,
+)
+
 ARCHITECTURES = {
     "mnist": _MNIST_LIKE,
     "fashion_mnist": _MNIST_LIKE,
-    "cifar10": dict(
-        image_shape=(32, 32, 3),
-        num_embeddings=512,
-        embedding_dim=64,
-        num_hiddens=128,
-        num_residual_layers=2,
-        num_residual_hiddens=32,
-        num_downsamples=2,
-        quantizer="ema",
-        kmeans_init=True,
-        dead_code_threshold=1.0,
-    ),
-    "imagenet_128": dict(
-        image_shape=(128, 128, 3),
-        num_embeddings=512,
-        embedding_dim=64,
-        num_hiddens=128,
-        num_residual_layers=2,
-        num_residual_hiddens=32,
-        num_downsamples=2,
-        quantizer="ema",
-        kmeans_init=True,
-        dead_code_threshold=1.0,
-    ),
+    "cifar10": _CIFAR10,
+    "imagenet_128": {**_CIFAR10, "image_shape": (128, 128, 3)},
 }
 
 
