@@ -302,10 +302,15 @@ class PresetMixin:
         write_json(metadata_path, merged)
 
     def _save_weights_to(self, tmp_path):
+        # `save_weights` also stores a compiled model's optimizer state,
+        # which a preset does not need and which triples the file (Adam);
+        # an uncompiled copy holds only the model's own weights.
+        copy = self.__class__.from_config(self.get_config())
+        copy.set_weights(self.get_weights())
         # Keras insists on the `.weights.h5` suffix.
         staged = f"{tmp_path}.weights.h5"
         try:
-            self.save_weights(staged)
+            copy.save_weights(staged)
             shutil.move(staged, tmp_path)
         finally:
             if os.path.exists(staged):

@@ -45,6 +45,21 @@ def test_local_folder_round_trip(preset_dir):
     assert metadata["preset"] == "tiny" and "model.weights.h5" in metadata["sha256"]
 
 
+def test_trained_model_preset_holds_model_weights_only(tmp_path):
+    import h5py
+
+    model = VQVAE(**TINY)
+    model.compile()
+    model.fit(IMAGES.astype("float32") / 255, epochs=1, batch_size=4, verbose=0)
+    model.save_to_preset(tmp_path / "trained")
+    with h5py.File(tmp_path / "trained" / "model.weights.h5") as f:
+        assert "optimizer" not in f
+    loaded = VQVAE.from_preset(tmp_path / "trained")
+    np.testing.assert_array_equal(
+        loaded.reconstruct(IMAGES), model.reconstruct(IMAGES)
+    )
+
+
 def test_load_weights_false_and_config_overrides(preset_dir):
     random_init = VQVAE.from_preset(preset_dir, load_weights=False)
     expected = np.load(preset_dir.parent / "expected.npy")
