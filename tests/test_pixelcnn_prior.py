@@ -140,12 +140,17 @@ def test_weights_h5_round_trip(tmp_path):
 
 def test_keras_file_round_trip(tmp_path):
     model = _small()
+    codes = np.random.default_rng(0).integers(0, K, size=(8, H, W)).astype("int32")
+    model.compile()
+    model.fit(codes, codes, batch_size=4, verbose=0)
     path = str(tmp_path / "prior.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, PixelCNNPrior)
-    codes = np.random.default_rng(0).integers(0, K, size=(2, H, W)).astype("int32")
     np.testing.assert_allclose(_np(model(codes)), _np(loaded(codes)), atol=1e-6)
+    # Compiled with its optimizer state, so training resumes.
+    assert int(loaded.optimizer.iterations) == 2
+    loaded.fit(codes, codes, batch_size=4, verbose=0)
 
 
 def _row_pattern_codes(n, seed=0):

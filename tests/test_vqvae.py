@@ -94,6 +94,11 @@ def test_keras_and_weights_round_trips_give_identical_outputs(
     assert isinstance(loaded, VQVAE)
     np.testing.assert_array_equal(loaded.predict(x[:8], verbose=0), expected)
     np.testing.assert_array_equal(loaded.encode(x[:8]), codes)
+    # The optimizer comes back too, so training resumes where it stopped.
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
+    for saved, restored in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(saved, restored)
+    loaded.fit(x, batch_size=32, epochs=1, verbose=0)
 
     model.save_weights(tmp_path / "model.weights.h5")
     fresh = VQVAE.from_config(model.get_config())

@@ -190,6 +190,14 @@ class PixelCNNPrior(PresetMixin, keras.Model):
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips a custom `compile` on load unless this is overridden;
+        # restoring it lets a loaded `.keras` file resume training with its
+        # optimizer state.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     # -------------------------------------------------------------- likelihood
     def log_prob(self, codes, labels=None, batch_size=256):
         """Per-example log-likelihood ``log p(codes [| labels])`` in nats.

@@ -210,6 +210,14 @@ class VQVAE(PresetMixin, keras.Model):
             optimizer = keras.optimizers.Adam(learning_rate=3e-4)
         super().compile(optimizer=optimizer, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips a custom `compile` on load unless this is overridden;
+        # restoring it lets a loaded `.keras` file resume training with its
+        # optimizer state.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def preprocess(self, images):
         """Maps uint8 images to the model's float range.
 
