@@ -87,6 +87,49 @@ def test_write_section_replaces_only_its_own_section(tmp_path):
     assert text.count(benchmark.BEGIN) == 1
 
 
+def test_the_before_the_fix_variant_has_keras_conv_transpose_and_same_weights():
+    import keras
+
+    from keras_vqvae.layers import Conv2DTranspose
+    from keras_vqvae.layers import decoder as decoder_module
+
+    model = benchmark._cifar10_model()
+    plain = benchmark._model_with_keras_conv_transpose(model)
+    assert decoder_module.Conv2DTranspose is Conv2DTranspose  # restored
+    assert {type(layer) for layer in model.decoder.upsamples} == {
+        Conv2DTranspose}
+    assert {type(layer) for layer in plain.decoder.upsamples} == {
+        keras.layers.Conv2DTranspose}
+    for a, b in zip(model.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert benchmark._max_output_difference(model, plain) < 1e-5
+
+
+def _train_row(batch_size, ratio, **extra):
+    return {"batch_size": batch_size, "keras": 1.0, "torch": 1.0,
+            "torch_1_thread": 1.0, "ratio": ratio, "ratio_best_torch": ratio,
+            **extra}
+
+
+@pytest.mark.parametrize("ratios, verdict", [
+    ((1.3, 1.05), "**met**"), ((1.3, 0.97), "**not met**"),
+])
+def test_goal_states_the_issue_target_and_whether_it_is_met(ratios, verdict):
+    results = {"model": {
+        "tensorflow": {"train": [_train_row(32, ratios[0]),
+                                 _train_row(128, ratios[1])]},
+        "jax": {"train": [_train_row(
+            32, 0.9, keras_conv_transpose=0.2, keras_conv_transpose_ratio=0.2,
+            keras_conv_transpose_ratio_best_torch=0.2,
+            speedup_of_our_conv_transpose=4.5)]},
+    }}
+    text = "\n".join(benchmark._render_goal(results))
+    assert "TensorFlow backend at >= 1.0x the PyTorch reference's train " \
+        "images/s on CPU" in text
+    assert verdict in text
+    assert "batch 32: 0.20x -> 0.90x (4.50x faster)" in text
+
+
 @pytest.mark.slow  # ~25-30 s: two Keras backends in subprocesses
 def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
     output = tmp_path / "bench.md"
@@ -111,6 +154,8 @@ def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
         assert re.search(rf"^\| {backend} \| decode \|", text, re.M)
     assert "Trainable parameters: Keras 662,723, PyTorch reference 662,723 " \
         "(equal)" in text
+    assert "TensorFlow backend at >= 1.0x the PyTorch reference's train " \
+        "images/s on CPU" in text
     quantizer_row = re.search(r"^\| 1024 \| 128 \| 64 \| ([\d.]+) \|", text,
                               re.M)
     assert quantizer_row, text

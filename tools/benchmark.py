@@ -11,17 +11,21 @@ What is measured:
   Keras backend, each in its own subprocess (`KERAS_BACKEND` is set before
   Keras is imported), against `tools/torch_reference.py` (the same
   architecture in plain PyTorch, `torch.set_num_threads(cores)`; also with
-  one thread);
+  one thread); on JAX also the same model with Keras's own
+  `keras.layers.Conv2DTranspose` in the decoder instead of
+  `keras_vqvae.layers.Conv2DTranspose` (the ratio before and after the
+  library's transposed-convolution fix, in the same rounds);
 * encode and decode images/s (`model.encode` / `model.decode_indices`,
   which run eagerly, and the same computations compiled through `predict`);
 * TensorFlow options: `mixed_bfloat16` and XLA (`jit_compile=True`);
 * `VectorQuantizer` forward time and peak memory on N x D inputs as N and
   K grow, in a fresh subprocess per size (peak RSS; the import's peak is
   reset through `/proc/self/clear_refs` where Linux allows it);
-* why JAX is slow on CPU: per-layer convolution forward+backward in JAX,
-  TensorFlow (with and without XLA) and PyTorch, and train-step ablations
-  (no k-means / dead-code restarts, no quantiser, a patched transposed
-  convolution).
+* why JAX was slow on CPU: per-layer convolution forward+backward in JAX
+  (Keras's `ops.conv_transpose`, and `keras_vqvae.layers.Conv2DTranspose`
+  for the transposed ones), TensorFlow (with and without XLA) and PyTorch,
+  and train-step ablations (no k-means / dead-code restarts, no quantiser,
+  Keras's `keras.layers.Conv2DTranspose` in the decoder).
 
 The results go into a section of a Markdown file (default BENCHMARKS.md at
 the repository root), between markers, so a rerun replaces it.
@@ -67,8 +71,9 @@ FULL = dict(
     quantizer_dim=64,
     probe=True,
     options=True,
-    probe_steps=8,
-    probe_rounds=3,
+    probe_steps=6,
+    probe_rounds=5,
+    jax_keras_conv_transpose=True,
 )
 QUICK = dict(
     batch_sizes=[32],
@@ -85,6 +90,7 @@ QUICK = dict(
     options=False,
     probe_steps=1,
     probe_rounds=1,
+    jax_keras_conv_transpose=True,
 )
 
 # The layer shapes of the cifar10 architecture at batch 32 for the
@@ -207,6 +213,45 @@ def _cifar10_model(**overrides):
     return model
 
 
+KERAS_CONV_T = "keras.layers.Conv2DTranspose"
+
+
+def _model_with_keras_conv_transpose(like, **overrides):
+    """The cifar10 model with Keras's `keras.layers.Conv2DTranspose` in the
+    decoder instead of `keras_vqvae.layers.Conv2DTranspose` (the state before
+    the library's JAX fix), with the weights of `like`.
+
+    Benchmark-only: the decoder module's name is swapped while the model is
+    built and restored at once. The two layers have the same config and
+    variables, so `like`'s weights load unchanged.
+    """
+    import keras
+
+    from keras_vqvae.layers import decoder as decoder_module
+
+    ours = decoder_module.Conv2DTranspose
+    decoder_module.Conv2DTranspose = keras.layers.Conv2DTranspose
+    try:
+        model = _cifar10_model(**overrides)
+    finally:
+        decoder_module.Conv2DTranspose = ours
+    kinds = {type(layer) for layer in model.decoder.upsamples}
+    assert kinds == {keras.layers.Conv2DTranspose}, kinds
+    assert {type(layer) for layer in like.decoder.upsamples} == {ours}
+    model.set_weights(like.get_weights())
+    return model
+
+
+def _max_output_difference(a, b):
+    """Largest |a(x) - b(x)| on a few images (inference mode)."""
+    import numpy as np
+
+    x = _images(4, seed=3)
+    return float(np.max(np.abs(
+        np.asarray(a(x, training=False)) - np.asarray(b(x, training=False))
+    )))
+
+
 def _trainable_count(model):
     import numpy as np
 
@@ -225,6 +270,11 @@ def worker_model(settings):
     cores = _cores()
     backend = keras.backend.backend()
     model = _cifar10_model()
+    plain = None
+    if backend == "jax" and settings.get("jax_keras_conv_transpose"):
+        plain = _model_with_keras_conv_transpose(model)
+        plain_difference = _max_output_difference(model, plain)
+        plain.compile(optimizer=keras.optimizers.Adam(3e-4))
     model.compile(optimizer=keras.optimizers.Adam(3e-4))
     ref = _torch_reference(cores)
     result = {
@@ -234,6 +284,8 @@ def worker_model(settings):
         "train": [],
         "codec": [],
     }
+    if plain is not None:
+        result["keras_conv_transpose_max_output_difference"] = plain_difference
     warmup, rounds = settings["warmup"], settings["rounds"]
     for batch_size in settings["batch_sizes"]:
         steps = settings["steps"][str(batch_size)]
@@ -243,11 +295,19 @@ def worker_model(settings):
         model.fit(x[:batch_size], batch_size=batch_size, epochs=1, verbose=0,
                   shuffle=False)
         first_step_s = time.perf_counter() - started
+        if plain is not None:
+            plain.fit(x[:batch_size], batch_size=batch_size, epochs=1,
+                      verbose=0, shuffle=False)
         ref.train_step(x[:batch_size])
         keras_rates, torch_rates, torch1_rates, ratios = [], [], [], []
+        plain_rates = []
         for _ in range(rounds):
             torch.set_num_threads(cores)  # the Keras torch backend too
             keras_rate = _time_fit(model, x, batch_size, warmup, steps)
+            if plain is not None:
+                plain_rates.append(
+                    _time_fit(plain, x, batch_size, warmup, steps)
+                )
             torch_rate = _time_torch(ref, x, batch_size, warmup, steps, cores)
             torch1_rate = _time_torch(ref, x, batch_size, warmup, steps, 1)
             torch.set_num_threads(cores)
@@ -274,6 +334,21 @@ def worker_model(settings):
                 "all_torch_1_thread": torch1_rates,
             }
         )
+        if plain_rates:
+            result["train"][-1].update(
+                keras_conv_transpose=_median(plain_rates),
+                keras_conv_transpose_ratio=_median(
+                    [p / t for p, t in zip(plain_rates, torch_rates)]
+                ),
+                keras_conv_transpose_ratio_best_torch=_median(
+                    [p / max(t, t1) for p, t, t1 in
+                     zip(plain_rates, torch_rates, torch1_rates)]
+                ),
+                speedup_of_our_conv_transpose=_median(
+                    [k / p for k, p in zip(keras_rates, plain_rates)]
+                ),
+                all_keras_conv_transpose=plain_rates,
+            )
         print(json.dumps(result["train"][-1]), file=sys.stderr, flush=True)
 
     result["codec"] = _codec_rates(model, ref, settings)
@@ -615,59 +690,39 @@ def _best_ms(fn, repeats=4):
     return min(times) * 1e3
 
 
-def patch_jax_conv_transpose():
-    """Makes `ops.conv_transpose` on JAX compute its kernel gradient fast.
-
-    `jax.lax.conv_transpose` (an input-dilated convolution) differentiates
-    w.r.t. the kernel into a convolution with `rhs_dilate` and
-    `rhs_reversal` in a batch-as-feature layout, which XLA:CPU runs with its
-    generic loop emitter (~15x slower than its Eigen path). The transposed
-    convolution is the adjoint of a strided convolution, so its kernel
-    gradient equals that strided convolution's kernel gradient with the
-    roles of input and cotangent swapped; a `custom_vjp` states it that way
-    and XLA picks the fast path. Same values (up to float rounding).
-    Benchmark-only: the library is not patched.
-    """
+def _conv_probe_our_layer():
+    """JAX: forward+backward ms of `keras_vqvae.layers.Conv2DTranspose` (no
+    bias) on the transposed-convolution shapes of `CONV_SHAPES`."""
     import jax
-    from keras.src import backend as keras_backend
+    import numpy as np
 
-    from keras.src.backend.jax.core import convert_to_tensor
+    from keras_vqvae.layers import Conv2DTranspose
 
-    module = keras_backend.nn
-    original = module.conv_transpose
-    if getattr(original, "_fast_kernel_grad", False):
-        return
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, kind, x_shape, w_shape, stride in CONV_SHAPES:
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = (rng.standard_normal(w_shape) * 0.05).astype("float32")
+        if kind != "convT":
+            continue
+        layer = Conv2DTranspose(w_shape[2], w_shape[:2], strides=stride,
+                                padding="same", use_bias=False)
+        layer.build(x_shape)
 
-    def conv_transpose(inputs, kernel, strides=1, padding="valid",
-                       output_padding=None, data_format=None,
-                       dilation_rate=1):
-        def apply(x, w):
-            return original(x, w, strides=strides, padding=padding,
-                            output_padding=output_padding,
-                            data_format=data_format,
-                            dilation_rate=dilation_rate)
+        def loss(x, w, layer=layer):
+            y, _ = layer.stateless_call([w], [], x)
+            return (y * y).sum()
 
-        @jax.custom_vjp
-        def op(x, w):
-            return apply(x, w)
-
-        def op_fwd(x, w):
-            return apply(x, w), (x, w)
-
-        def op_bwd(residuals, g):
-            x, w = residuals
-
-            def adjoint(w_):  # the strided convolution g -> T_w^T g
-                return jax.vjp(lambda x_: apply(x_, w_), x)[1](g)[0]
-
-            grad_x, adjoint_vjp = jax.vjp(adjoint, w)
-            return grad_x, adjoint_vjp(x)[0]
-
-        op.defvjp(op_fwd, op_bwd)
-        return op(convert_to_tensor(inputs), convert_to_tensor(kernel))
-
-    conv_transpose._fast_kernel_grad = True
-    module.conv_transpose = conv_transpose
+        forward = jax.jit(loss)
+        grads = jax.jit(jax.grad(loss, argnums=(0, 1)))
+        rows.append({
+            "layer": name,
+            "fwd_ms": _best_ms(
+                lambda: jax.block_until_ready(forward(x, w))),  # noqa: B023
+            "fwd_bwd_ms": _best_ms(
+                lambda: jax.block_until_ready(grads(x, w))),  # noqa: B023
+        })
+    return rows
 
 
 def _quantizer_probe(batch_size=32):
@@ -723,6 +778,7 @@ def worker_probe(settings):
               "quantizer_ms": {}}
     if backend == "jax":
         result["conv"]["jax"] = _conv_probe_keras()
+        result["conv_our_layer"] = _conv_probe_our_layer()
         result["quantizer_ms"]["jax (jit)"] = _quantizer_probe()
     else:
         result["conv"]["tensorflow"] = _conv_probe_keras(jit_compile=False)
@@ -760,15 +816,13 @@ def worker_probe(settings):
         model.fit(x[:batch_size], batch_size=batch_size, verbose=0)
         models.append((label, model))
     if backend == "jax":
-        patch_jax_conv_transpose()
-        model = VQVAE(**{**ARCHITECTURES["cifar10"], "seed": 0,
-                         "data_variance": DATA_VARIANCE})
+        # The preset's model (built before its first fit) with Keras's
+        # transposed convolution in the decoder: the state before the fix.
+        model = _model_with_keras_conv_transpose(models[0][1])
         model.compile(optimizer=keras.optimizers.Adam(3e-4))
         model.fit(x[:batch_size], batch_size=batch_size, verbose=0)
-        models.append(
-            ("cifar10 preset, transposed-conv kernel gradient via custom_vjp",
-             model)
-        )
+        models.append((f"cifar10 preset with {KERAS_CONV_T} in the decoder",
+                       model))
     rates = {label: [] for label, _ in models}
     for _ in range(rounds):
         for label, model in models:
@@ -782,6 +836,9 @@ def worker_probe(settings):
                 "ms_per_step": 1e3 * batch_size / _median(rates[label]),
                 "vs_preset": _median(
                     [a / b for a, b in zip(rates[label], rates[first])]
+                ),
+                "preset_vs_this": _median(
+                    [b / a for a, b in zip(rates[label], rates[first])]
                 ),
             }
         )
@@ -926,6 +983,9 @@ def render(results, command, started, settings):
         "ratios, the two sides measured back to back in the same process, "
         "so a busy machine moves both. Ratios > 1 mean Keras is faster.",
         "",
+    ]
+    lines += _render_goal(results)
+    lines += [
         "### Training (`model.fit` on arrays, images/s)",
         "",
         "| Keras backend | batch | Keras img/s | PyTorch img/s "
@@ -944,6 +1004,26 @@ def render(results, command, started, settings):
                 f"{_fmt(row['torch_1_thread'])} | "
                 f"{_ratio(row['ratio_best_torch'])} |"
             )
+        for row in res["train"]:
+            if "keras_conv_transpose" not in row:
+                continue
+            lines.append(
+                f"| {backend}, decoder with `{KERAS_CONV_T}` (before the fix)"
+                f" | {row['batch_size']} | {_fmt(row['keras_conv_transpose'])}"
+                f" | {_fmt(row['torch'])} | "
+                f"{_ratio(row['keras_conv_transpose_ratio'])} | "
+                f"{_fmt(row['torch_1_thread'])} | "
+                f"{_ratio(row['keras_conv_transpose_ratio_best_torch'])} |"
+            )
+    if any("keras_conv_transpose" in row
+           for res in results["model"].values() for row in res.get("train", [])):
+        lines += [
+            "",
+            "Every row's decoder uses `keras_vqvae.layers.Conv2DTranspose` "
+            "except the JAX row \"before the fix\": the same JAX model (same "
+            f"weights) with `{KERAS_CONV_T}`, timed in the same rounds "
+            "against the same PyTorch runs.",
+        ]
     params = [
         (b, r["keras_trainable_params"], r["torch_trainable_params"])
         for b, r in results["model"].items() if "error" not in r
@@ -1031,8 +1111,58 @@ def render(results, command, started, settings):
     return "\n".join(lines)
 
 
+def _goal_numbers(results):
+    """TensorFlow's train ratios vs. PyTorch and JAX's before/after ratios."""
+    tf = results["model"].get("tensorflow") or {}
+    jax = results["model"].get("jax") or {}
+    return (
+        [(r["batch_size"], r["ratio"], r["ratio_best_torch"])
+         for r in tf.get("train", [])],
+        [(r["batch_size"], r.get("keras_conv_transpose_ratio"), r["ratio"],
+          r.get("speedup_of_our_conv_transpose"))
+         for r in jax.get("train", [])],
+    )
+
+
+def _render_goal(results):
+    tf_rows, jax_rows = _goal_numbers(results)
+    lines = [
+        "### Goal",
+        "",
+        "From the issue: **TensorFlow backend at >= 1.0x the PyTorch "
+        "reference's train images/s on CPU.**",
+        "",
+    ]
+    if tf_rows:
+        met = all(ratio >= 1.0 for _, ratio, _ in tf_rows)
+        lines.append(
+            f"- This run: **{'met' if met else 'not met'}**: TensorFlow "
+            "trains at "
+            + ", ".join(f"{_ratio(r)} at batch {b}" for b, r, _ in tf_rows)
+            + " the PyTorch reference's images/s (PyTorch with all cores; "
+            "against the faster of PyTorch with all cores and with one "
+            "thread: "
+            + ", ".join(f"{_ratio(r)}" for _, _, r in tf_rows) + ")."
+        )
+    else:
+        lines.append("- TensorFlow was not measured in this run.")
+    if any(before is not None for _, before, _, _ in jax_rows):
+        lines.append(
+            "- JAX before / after the library's transposed-convolution fix "
+            "(`keras_vqvae.layers.Conv2DTranspose`, a `jax.custom_vjp` kernel "
+            "gradient), Keras / PyTorch: "
+            + "; ".join(
+                f"batch {b}: {_ratio(before)} -> {_ratio(after)} "
+                f"({_ratio(speedup)} faster)"
+                for b, before, after, speedup in jax_rows
+            ) + "."
+        )
+    return lines + [""]
+
+
 def _render_probe(probe):
-    lines = ["", "### Why is JAX slower on CPU?", ""]
+    lines = ["", "### JAX on CPU: transposed convolutions, train-step "
+             "ablations", ""]
     if not probe:
         return lines + ["Not measured in this run (`--quick` or `--no-probe`)."]
     conv = {}
@@ -1042,28 +1172,53 @@ def _render_probe(probe):
     errors = [f"{b}: {r['error']}" for b, r in probe.items() if "error" in r]
     if errors:
         lines.append("Failed: " + "; ".join(errors))
+    ours = {}
+    for res in probe.values():
+        if "error" not in res:
+            ours.update({r["layer"]: r["fwd_bwd_ms"]
+                         for r in res.get("conv_our_layer", [])})
     if conv:
         frameworks = list(conv)
+        ours_column = "jax" in conv and bool(ours)
+        header = [("jax, Keras ops (`ops.conv_transpose`)" if f == "jax"
+                   else f) for f in frameworks]
+        if ours_column:
+            header.insert(1 + frameworks.index("jax"),
+                          "jax, `keras_vqvae.layers.Conv2DTranspose`")
         lines += [
             "Forward + backward (gradients w.r.t. input and kernel) of each "
-            "convolution of the model at batch 32, ms (best of 4):",
+            "convolution of the model at batch 32, ms (best of 4). Keras's "
+            "`keras.layers.Conv2DTranspose` calls `ops.conv_transpose`; the "
+            "library's layer only replaces the transposed convolutions, so "
+            "its column repeats the JAX value of the other rows (in "
+            "italics).",
             "",
-            "| layer | " + " | ".join(frameworks) + " |",
-            "|---|" + "---|" * len(frameworks),
+            "| layer | " + " | ".join(header) + " |",
+            "|---|" + "---|" * len(header),
         ]
         layers = [row["layer"] for row in next(iter(conv.values()))]
         totals = {f: 0.0 for f in frameworks}
+        ours_total = 0.0
         for i, layer in enumerate(layers):
             cells = []
             for f in frameworks:
                 value = conv[f][i]["fwd_bwd_ms"]
                 totals[f] += value
                 cells.append(_fmt(value))
+                if f == "jax" and ours_column:
+                    if layer in ours:
+                        ours_total += ours[layer]
+                        cells.append(_fmt(ours[layer]))
+                    else:
+                        ours_total += value
+                        cells.append(f"*{_fmt(value)}*")
             lines.append(f"| {layer} | " + " | ".join(cells) + " |")
-        lines.append(
-            "| **sum** | " + " | ".join(_fmt(totals[f]) for f in frameworks)
-            + " |"
-        )
+        sums = []
+        for f in frameworks:
+            sums.append(_fmt(totals[f]))
+            if f == "jax" and ours_column:
+                sums.append(_fmt(ours_total))
+        lines.append("| **sum** | " + " | ".join(sums) + " |")
     quantizer_ms = {}
     for res in probe.values():
         quantizer_ms.update(res.get("quantizer_ms", {}))
@@ -1117,14 +1272,20 @@ def _render_findings(results):
     conv = {}
     for res in probe.values():
         conv.update(res.get("conv", {}) if "error" not in res else {})
+    ours = {}
+    for res in probe.values():
+        if "error" not in res:
+            ours.update({r["layer"]: r["fwd_bwd_ms"]
+                         for r in res.get("conv_our_layer", [])})
     if "jax" in conv and "tensorflow" in conv:
         jax_rows = {r["layer"]: r["fwd_bwd_ms"] for r in conv["jax"]}
         tf_rows = {r["layer"]: r["fwd_bwd_ms"] for r in conv["tensorflow"]}
         transposed = [name for name in jax_rows if "T4x4" in name]
         excess = sum(jax_rows[n] - tf_rows[n] for n in transposed)
         total_excess = sum(jax_rows.values()) - sum(tf_rows.values())
-        notes.append(
-            "JAX's convolutions take "
+        note = (
+            "With Keras's `ops.conv_transpose` (what `keras.layers."
+            "Conv2DTranspose` runs), JAX's convolutions take "
             f"{sum(jax_rows.values()):.0f} ms forward+backward per batch of "
             f"32 against TensorFlow's {sum(tf_rows.values()):.0f} ms; the two "
             f"transposed convolutions account for {excess:.0f} ms of the "
@@ -1136,39 +1297,59 @@ def _render_findings(results):
             "(`convolution-base-dilated_elemental_kernel_module` in an "
             "`XLA_FLAGS=--xla_dump_to=...` dump) instead of calling its "
             "Eigen convolution. TensorFlow with XLA does not have the "
-            "problem (it emits the gradient differently). JAX's other "
-            "convolutions are up to "
+            "problem (it emits the gradient differently)."
+        )
+        if ours and all(n in ours for n in transposed):
+            note += (
+                " `keras_vqvae.layers.Conv2DTranspose` (in the library's "
+                "decoder) states that gradient as the strided convolution's "
+                "kernel gradient with a `jax.custom_vjp`, which XLA:CPU runs "
+                "on its fast path: the two transposed convolutions take "
+                f"{sum(ours[n] for n in transposed):.0f} ms instead of "
+                f"{sum(jax_rows[n] for n in transposed):.0f} ms "
+                f"(TensorFlow: {sum(tf_rows[n] for n in transposed):.0f} ms)."
+            )
+        note += (
+            " JAX's other convolutions are up to "
             f"{max(jax_rows[n] / tf_rows[n] for n in jax_rows if n not in transposed):.1f}"
             "x slower than TensorFlow's (oneDNN)."
         )
+        notes.append(note)
     ablation = {
         row["variant"]: row for res in probe.values()
         for row in res.get("ablation", []) if res.get("backend") == "jax"
     }
-    patched = [r for v, r in ablation.items() if "custom_vjp" in v]
-    if patched:
+    before = [r for v, r in ablation.items() if KERAS_CONV_T in v]
+    if before:
         notes.append(
-            "Computing that gradient as the strided convolution's kernel "
-            "gradient (a `jax.custom_vjp`, `patch_jax_conv_transpose` in "
-            "this script; same values) makes the JAX train step "
-            f"{_ratio(patched[0]['vs_preset'])} faster "
-            f"({patched[0]['ms_per_step']:.0f} ms per step of 32)."
+            "Train-step ablation, batch 32: the preset's JAX train step is "
+            f"{_ratio(before[0]['preset_vs_this'])} faster with "
+            f"`keras_vqvae.layers.Conv2DTranspose` than with `{KERAS_CONV_T}`"
+            f" in the decoder ({before[0]['ms_per_step']:.0f} ms per step "
+            "before the fix)."
+        )
+    max_difference = (results["model"].get("jax") or {}).get(
+        "keras_conv_transpose_max_output_difference")
+    if max_difference is not None:
+        notes.append(
+            f"With the same weights, the model with `{KERAS_CONV_T}` and the "
+            "library's model give outputs that differ by at most "
+            f"{max_difference:.1e} (JAX, inference on 4 images)."
         )
     quantizer_ms = {}
     for res in probe.values():
         quantizer_ms.update(res.get("quantizer_ms", {}))
     jax_step = [r["ms_per_step"] for v, r in ablation.items()
                 if v.startswith("cifar10 preset (")]
-    if "jax (jit)" in quantizer_ms and jax_step:
+    without = [r["vs_preset"] for v, r in ablation.items()
+               if v.startswith("no quantiser")]
+    if "jax (jit)" in quantizer_ms and jax_step and without:
         notes.append(
-            f"The quantiser is not the problem: {quantizer_ms['jax (jit)']:.1f}"
-            f" ms of JAX's {jax_step[0]:.0f} ms step (one-hot matmul, argmin, "
-            "assignments of the non-trainable state, k-means `cond`, "
-            "restarts); removing it changes the step by "
-            + ", ".join(
-                f"{_ratio(r['vs_preset'])}" for v, r in ablation.items()
-                if v.startswith("no quantiser")
-            ) + "."
+            f"The quantiser alone takes {quantizer_ms['jax (jit)']:.1f} ms "
+            f"compiled on JAX, against a {jax_step[0]:.0f} ms train step "
+            "(segment sums for counts and EMA sums, argmin, assignments of "
+            "the non-trainable state, k-means `cond`, restarts); removing it "
+            f"makes the JAX step {_ratio(without[0])} as fast."
         )
     rows = [r for r in results.get("quantizer", [])
             if "error" not in r and r.get("peak_delta_call")]
