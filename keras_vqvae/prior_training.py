@@ -91,9 +91,7 @@ def train_prior(
     sample_labels = (
         np.arange(samples) % num_classes if conditional else None
     )
-    sample_start = time.perf_counter()
     codes = prior.sample(samples, labels=sample_labels, seed=seed)
-    sample_seconds = time.perf_counter() - sample_start
     images = model.decode_indices(codes)
     save_image_grid(
         preset_dir / "samples.png", images, columns=8,
@@ -108,7 +106,6 @@ def train_prior(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "wall_time_s": round(time.time() - started, 1),
-        "sampling_samples_per_s": round(samples / sample_seconds, 2),
         "test_metrics": {**metrics, "test_images": int(len(test_images))},
         "reproduce": reproduce,
     }

@@ -132,3 +132,30 @@ def test_console_script_entry_point():
     assert result.returncode == 0, result.stderr[-2000:]
     for name in list_presets():
         assert name in result.stdout
+
+
+def test_train_prior_adds_a_loadable_prior_to_the_preset(tmp_path, small_data):
+    from keras_vqvae.models import VQVAE
+    from keras_vqvae.models import PixelCNNPrior
+
+    preset = tmp_path / "preset"
+    VQVAE(**TINY_CONFIG, seed=0).save_to_preset(preset)
+    status = main([
+        "train-prior", "--preset-dir", str(preset), "--data", str(small_data),
+        "--steps", "4", "--batch-size", "64", "--hidden-dim", "8",
+        "--num-layers", "2", "--eval-limit", "64", "--verbose", "0",
+    ])
+    assert status == 0
+    for name in ("prior_config.json", "prior.weights.h5", "samples.png"):
+        assert (preset / name).is_file(), name
+    prior_metadata = json.loads((preset / "metadata.json").read_text())["prior"]
+    metrics = prior_metadata["test_metrics"]
+    assert metrics["test_images"] == 64
+    assert metrics["bits_per_dim"] == pytest.approx(
+        metrics["decoder_bits_per_dim"] + metrics["prior_bits_per_dim"])
+    # 768 training maps at batch 64: 4 steps round up to one epoch of 12.
+    assert prior_metadata["epochs"] == 1 and prior_metadata["steps"] == 12
+    assert prior_metadata["reproduce"].startswith("keras-vqvae train-prior")
+    prior = PixelCNNPrior.from_preset(preset)
+    assert prior.num_classes == 1 and prior.latent_shape == (7, 7)
+    assert "## PixelCNN prior" in (preset / "README.md").read_text()
