@@ -130,6 +130,22 @@ def test_goal_states_the_issue_target_and_whether_it_is_met(ratios, verdict):
     assert "batch 32: 0.20x -> 0.90x (4.50x faster)" in text
 
 
+def test_sampling_table_lists_each_backend_and_preset():
+    sampling = {
+        "tensorflow": {"rows": [{
+            "preset": "mnist", "latent_shape": [7, 7], "num_embeddings": 128,
+            "parameters": 2072000, "n": 64, "first_call_s": 3.0,
+            "samples_per_s": 50.0, "images_per_s": 40.0,
+        }]},
+        "jax": {"error": "boom"},
+    }
+    text = "\n".join(benchmark._render_sampling(sampling))
+    assert "| tensorflow | mnist | 7x7, K=128 | 2,072,000 | 64 | 50.0 | 40.0 " \
+        "| 3.0 |" in text
+    assert "| jax | failed: boom" in text
+    assert benchmark._render_sampling(None) == []
+
+
 @pytest.mark.slow  # ~25-30 s: two Keras backends in subprocesses
 def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
     output = tmp_path / "bench.md"
@@ -159,3 +175,10 @@ def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
     quantizer_row = re.search(r"^\| 1024 \| 128 \| 64 \| ([\d.]+) \|", text,
                               re.M)
     assert quantizer_row, text
+    for backend in ("tensorflow", "torch"):
+        sampling_row = re.search(
+            rf"^\| {backend} \| mnist \| 7x7, K=128 \| [\d,]+ \| 4 \| "
+            r"([\d,.]+) \|", text, re.M,
+        )
+        assert sampling_row, f"no sampling row for {backend}:\n{text}"
+        assert float(sampling_row.group(1).replace(",", "")) > 0

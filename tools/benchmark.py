@@ -21,6 +21,8 @@ What is measured:
 * `VectorQuantizer` forward time and peak memory on N x D inputs as N and
   K grow, in a fresh subprocess per size (peak RSS; the import's peak is
   reset through `/proc/self/clear_refs` where Linux allows it);
+* samples/s of the bundled presets' PixelCNN priors per Keras backend
+  (`PixelCNNPrior.sample`, and sample + `VQVAE.decode_indices`);
 * why JAX was slow on CPU: per-layer convolution forward+backward in JAX
   (Keras's `ops.conv_transpose`, and `keras_vqvae.layers.Conv2DTranspose`
   for the transposed ones), TensorFlow (with and without XLA) and PyTorch,
@@ -74,6 +76,9 @@ FULL = dict(
     probe_steps=6,
     probe_rounds=5,
     jax_keras_conv_transpose=True,
+    sampling_n=64,
+    sampling_rounds=3,
+    sampling_presets=None,  # every bundled preset with a prior
 )
 QUICK = dict(
     batch_sizes=[32],
@@ -91,6 +96,9 @@ QUICK = dict(
     probe_steps=1,
     probe_rounds=1,
     jax_keras_conv_transpose=True,
+    sampling_n=4,
+    sampling_rounds=1,
+    sampling_presets=["mnist"],
 )
 
 # The layer shapes of the cifar10 architecture at batch 32 for the
@@ -769,6 +777,50 @@ def _torch_quantizer_probe(threads, batch_size=32):
     return _best_ms(lambda: ref.quantizer(z), repeats=8)
 
 
+def worker_sampling(settings):
+    """Prior sampling and decoding speed of the bundled presets with a prior."""
+    import keras
+    import numpy as np
+
+    from keras_vqvae.models import VQVAE
+    from keras_vqvae.models import PixelCNNPrior
+
+    n, rounds = settings["sampling_n"], settings["sampling_rounds"]
+    names = settings["sampling_presets"] or sorted(PixelCNNPrior.presets)
+    rows = []
+    for name in names:
+        if name not in PixelCNNPrior.presets:
+            continue
+        model = VQVAE.from_preset(name)
+        prior = PixelCNNPrior.from_preset(name)
+        labels = (np.arange(n) % prior.num_classes
+                  if prior.conditional else None)
+        started = time.perf_counter()
+        prior.sample(n, labels=labels, seed=0)  # traces and compiles
+        first_call_s = time.perf_counter() - started
+        sample_s, decode_s = [], []
+        for seed in range(1, rounds + 1):
+            started = time.perf_counter()
+            codes = prior.sample(n, labels=labels, seed=seed)
+            sample_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            model.decode_indices(codes)
+            decode_s.append(time.perf_counter() - started)
+        rows.append({
+            "preset": name,
+            "latent_shape": list(prior.latent_shape),
+            "num_embeddings": prior.num_embeddings,
+            "parameters": int(prior.count_params()),
+            "n": n,
+            "first_call_s": first_call_s,
+            "samples_per_s": n / _median(sample_s),
+            "images_per_s": n / _median(
+                [a + b for a, b in zip(sample_s, decode_s)]
+            ),
+        })
+    return {"backend": keras.backend.backend(), "rows": rows}
+
+
 def worker_probe(settings):
     import keras
 
@@ -850,6 +902,7 @@ WORKERS = {
     "options": worker_options,
     "quantizer": worker_quantizer,
     "probe": worker_probe,
+    "sampling": worker_sampling,
 }
 
 
@@ -1105,6 +1158,7 @@ def render(results, command, started, settings):
         lines += ["", "Peak measured with: " + ", ".join(sorted(methods))
                   + " (`tf.config.experimental.get_memory_info('CPU:0')` "
                   "reports zeros on CPU)."]
+    lines += _render_sampling(results.get("sampling"))
     lines += _render_probe(results.get("probe"))
     lines += _render_findings(results)
     lines += ["", END, ""]
@@ -1158,6 +1212,39 @@ def _render_goal(results):
             ) + "."
         )
     return lines + [""]
+
+
+def _render_sampling(sampling):
+    if not sampling:
+        return []
+    lines = [
+        "",
+        "### Sampling from the presets' priors",
+        "",
+        "`PixelCNNPrior.sample(n)` (the whole raster loop compiled once; "
+        "timed after a first call that traces and compiles it) and "
+        "`VQVAE.decode_indices` on the sampled codes; medians over rounds. "
+        "No PyTorch reference here.",
+        "",
+        "| Keras backend | preset | codes | prior parameters | n | "
+        "samples/s | sample + decode images/s | first call s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, res in sampling.items():
+        if "error" in res:
+            lines.append(f"| {backend} | failed: {res['error']} "
+                         "| | | | | | |")
+            continue
+        for row in res["rows"]:
+            h, w = row["latent_shape"]
+            lines.append(
+                f"| {backend} | {row['preset']} | {h}x{w}, "
+                f"K={row['num_embeddings']} | {row['parameters']:,} | "
+                f"{row['n']} | {_fmt(row['samples_per_s'])} | "
+                f"{_fmt(row['images_per_s'])} | "
+                f"{_fmt(row['first_call_s'])} |"
+            )
+    return lines
 
 
 def _render_probe(probe):
@@ -1433,6 +1520,8 @@ def parse_args(argv=None):
                         help="skip the JAX investigation")
     parser.add_argument("--no-quantizer", action="store_true",
                         help="skip the VectorQuantizer sweep")
+    parser.add_argument("--no-sampling", action="store_true",
+                        help="skip the prior sampling speed of the presets")
     parser.add_argument("--worker", choices=sorted(WORKERS),
                         help=argparse.SUPPRESS)
     parser.add_argument("--worker-settings", help=argparse.SUPPRESS)
@@ -1480,6 +1569,11 @@ def main(argv=None):
             res.setdefault("n", n)
             res.setdefault("k", k)
             results["quantizer"].append(res)
+    if not args.no_sampling:
+        log("prior sampling ...")
+        results["sampling"] = {
+            b: run_worker("sampling", b, settings, log=log) for b in backends
+        }
     if settings["probe"] and not args.no_probe:
         log("JAX probe ...")
         results["probe"] = {
