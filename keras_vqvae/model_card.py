@@ -96,9 +96,12 @@ def render_model_card(folder):
     if prior:
         sections += [
             "## PixelCNN prior",
-            "A gated PixelCNN over the code maps (`PixelCNNPrior.from_preset`"
-            f'("{name}")`); bits/dim is the paper\'s bound: prior NLL of the '
-            "codes plus the decoder's discretised Gaussian NLL of the pixels.",
+            "A gated PixelCNN over the code maps "
+            f'(`PixelCNNPrior.from_preset("{name}")`), sampled in '
+            "`samples.png`. bits/dim is the paper's bound: prior NLL of the "
+            "codes plus the decoder's discretised Gaussian NLL of the pixels, "
+            "per pixel dimension, on the test split. Sampling speed: "
+            "BENCHMARKS.md in the keras-vqvae repository.",
             _table([(k, v) for k, v in prior.items() if k not in ("test_metrics", "reproduce")]
                    + [(k, v) for k, v in prior.get("test_metrics", {}).items()]),
         ]

@@ -159,7 +159,10 @@ def test_fit_on_your_own_images(tmp_path):
 def test_train_a_prior_and_sample(tmp_path):
     _needs_data("mnist")
     result = run_guide("train_a_prior_and_sample.py", _quick_env(tmp_path))
-    assert_files(tmp_path, ["samples_per_class.png", "temperatures.png"])
+    assert_files(
+        tmp_path,
+        ["samples_per_class.png", "temperatures.png", "bundled_prior_samples.png"],
+    )
     assert "bits/dim" in result.stdout
 
 
