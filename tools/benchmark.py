@@ -34,7 +34,7 @@ the repository root), between markers, so a rerun replaces it.
 
     python tools/benchmark.py                      # full run, ~10 minutes
     python tools/benchmark.py --quick --backends tensorflow,torch \
-        --output /tmp/bench.md                     # a smoke test, < 1 minute
+        --output quick_bench.md                    # a smoke test, < 1 minute
 """
 
 import argparse
