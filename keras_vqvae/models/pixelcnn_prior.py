@@ -24,11 +24,12 @@ import numpy as np
 from keras import ops
 
 from keras_vqvae.layers.gated_pixelcnn_block import GatedPixelCNNBlock
+from keras_vqvae.models.compile_on_load import CompileOnLoadMixin
 from keras_vqvae.presets import PresetMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_vqvae")
-class PixelCNNPrior(PresetMixin, keras.Model):
+class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
     """Gated PixelCNN autoregressive prior over discrete code maps.
 
     The joint distribution over a code map ``z`` of shape ``(H, W)`` is
@@ -189,14 +190,6 @@ class PixelCNNPrior(PresetMixin, keras.Model):
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips a custom `compile` on load unless this is overridden;
-        # restoring it lets a loaded `.keras` file resume training with its
-        # optimizer state.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     # -------------------------------------------------------------- likelihood
     def log_prob(self, codes, labels=None, batch_size=256):

@@ -6,6 +6,7 @@ from keras_vqvae.layers.decoder import Decoder
 from keras_vqvae.layers.encoder import Encoder
 from keras_vqvae.layers.vector_quantizer import VectorQuantizer
 from keras_vqvae.layers.vector_quantizer_ema import VectorQuantizerEMA
+from keras_vqvae.models.compile_on_load import CompileOnLoadMixin
 from keras_vqvae.presets import PresetMixin
 
 QUANTIZERS = ("ema", "vq")
@@ -13,7 +14,7 @@ DEFAULT_NORMALIZATION = {"scale": 1.0 / 255.0, "offset": -0.5}
 
 
 @keras.saving.register_keras_serializable(package="keras_vqvae")
-class VQVAE(PresetMixin, keras.Model):
+class VQVAE(PresetMixin, CompileOnLoadMixin, keras.Model):
     """VQ-VAE of van den Oord, Vinyals and Kavukcuoglu (2017).
 
     Encoder, 1x1 pre-quantisation convolution to `embedding_dim` channels,
@@ -209,14 +210,6 @@ class VQVAE(PresetMixin, keras.Model):
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(learning_rate=3e-4)
         super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips a custom `compile` on load unless this is overridden;
-        # restoring it lets a loaded `.keras` file resume training with its
-        # optimizer state.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def preprocess(self, images):
         """Maps uint8 images to the model's float range.
