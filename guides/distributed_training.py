@@ -74,10 +74,10 @@ elif BACKEND != "jax":
 
 import numpy as np
 
-from keras_vqvae.data import load_dataset
+from keras_vqvae.data import load_split
 from keras_vqvae.data import make_dataset
 from keras_vqvae.data import normalize
-from keras_vqvae.evaluation import evaluate_reconstructions
+from keras_vqvae.workflows import measure_reconstructions
 from keras_vqvae.models import VQVAE
 
 QUICK = os.environ.get("KERAS_VQVAE_GUIDE_QUICK") == "1"
@@ -104,8 +104,8 @@ devices: pick a global batch size divisible by the number of devices, and
 drop the last partial batch so that every step can be split.
 """
 
-train_images, _ = load_dataset(MNIST, "train", limit=NUM_TRAIN)
-test_images, _ = load_dataset(MNIST, "test", limit=NUM_TEST)
+train_images, _ = load_split(MNIST, "train", limit=NUM_TRAIN)
+test_images, _ = load_split(MNIST, "test", limit=NUM_TEST)
 train_ds = make_dataset(
     train_images, batch_size=GLOBAL_BATCH, seed=0, drop_remainder=True
 )
@@ -119,12 +119,12 @@ model_config = dict(
     dead_code_threshold=1.0,
     seed=0,
     **(
-        dict(num_embeddings=32, embedding_dim=8, num_hiddens=16,
-             num_residual_layers=1, num_residual_hiddens=8)
+        dict(num_embeddings=32, embedding_dim=8, hidden_dim=16,
+             num_residual_layers=1, residual_hidden_dim=8)
         if QUICK
         # The architecture of the bundled `mnist` preset.
-        else dict(num_embeddings=128, embedding_dim=32, num_hiddens=64,
-                  num_residual_layers=2, num_residual_hiddens=32)
+        else dict(num_embeddings=128, embedding_dim=32, hidden_dim=64,
+                  num_residual_layers=2, residual_hidden_dim=32)
     ),
 )
 LEARNING_RATE = 1e-3
@@ -254,7 +254,7 @@ Outside `fit`, the distributed model is used as any other: encode, decode,
 evaluate, save.
 """
 
-metrics = evaluate_reconstructions(model, test_images)
+metrics = measure_reconstructions(model, test_images)
 print(
     f"test PSNR {metrics['psnr_db']:.2f} dB, perplexity {metrics['perplexity']:.1f} "
     f"on {len(test_images)} images"

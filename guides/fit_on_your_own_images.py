@@ -46,11 +46,12 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_vqvae.data import load_dataset
+from keras_vqvae.data import load_split
+from keras_vqvae.data import image_folder_classes
 from keras_vqvae.data import load_image_folder
 from keras_vqvae.data import make_dataset
 from keras_vqvae.data import normalize
-from keras_vqvae.evaluation import evaluate_reconstructions
+from keras_vqvae.workflows import measure_reconstructions
 from keras_vqvae.models import VQVAE
 from keras_vqvae.visualization import reconstruction_rows
 from keras_vqvae.visualization import save_image_grid
@@ -72,12 +73,12 @@ NUM_FILES = 64 if QUICK else 3_000
 BATCH_SIZE = 16 if QUICK else 64
 EPOCHS = 2 if QUICK else 20
 ARCHITECTURE = (
-    dict(num_embeddings=32, embedding_dim=8, num_hiddens=16,
-         num_residual_layers=1, num_residual_hiddens=8)
+    dict(num_embeddings=32, embedding_dim=8, hidden_dim=16,
+         num_residual_layers=1, residual_hidden_dim=8)
     if QUICK
     # The paper's CIFAR-10 model (as in the bundled `cifar10` preset).
-    else dict(num_embeddings=512, embedding_dim=64, num_hiddens=128,
-              num_residual_layers=2, num_residual_hiddens=32)
+    else dict(num_embeddings=512, embedding_dim=64, hidden_dim=128,
+              num_residual_layers=2, residual_hidden_dim=32)
 )
 keras.utils.set_random_seed(0)
 print("Outputs go to", OUTPUT_DIR)
@@ -95,7 +96,7 @@ CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
 
 IMAGE_FOLDER = OUTPUT_DIR / "my_images"
-cifar_images, cifar_labels = load_dataset(CIFAR10, split="train", limit=NUM_FILES)
+cifar_images, cifar_labels = load_split(CIFAR10, split="train", limit=NUM_FILES)
 for i, (image, label) in enumerate(zip(cifar_images, cifar_labels)):
     class_folder = IMAGE_FOLDER / CLASS_NAMES[label]
     class_folder.mkdir(parents=True, exist_ok=True)
@@ -112,7 +113,8 @@ stretching); the height and width must be multiples of 4 for the default
 model, which downsamples twice.
 """
 
-images, labels, class_names = load_image_folder(IMAGE_FOLDER, image_size=(32, 32))
+images, labels = load_image_folder(IMAGE_FOLDER, image_size=(32, 32))
+class_names = image_folder_classes(IMAGE_FOLDER)
 print("images:", images.shape, images.dtype)
 print("classes:", dict(zip(class_names, np.bincount(labels).tolist())))
 
@@ -244,7 +246,7 @@ The `.keras` file holds everything needed to rebuild the model, so
 
 best = keras.saving.load_model(OUTPUT_DIR / "best.keras", compile=False)
 print(type(best).__name__, best.image_shape, best.latent_shape)
-metrics = evaluate_reconstructions(best, val_images)
+metrics = measure_reconstructions(best, val_images)
 print(
     f"best checkpoint on the validation images: PSNR {metrics['psnr_db']:.2f} dB, "
     f"perplexity {metrics['perplexity']:.1f}, "
@@ -258,7 +260,7 @@ config and load them into it.
 
 first_epoch = VQVAE.from_config(model.get_config())
 first_epoch.load_weights(OUTPUT_DIR / "checkpoints" / "epoch_01.weights.h5")
-first_metrics = evaluate_reconstructions(first_epoch, val_images)
+first_metrics = measure_reconstructions(first_epoch, val_images)
 print(
     f"after epoch 1: PSNR {first_metrics['psnr_db']:.2f} dB; "
     f"best: {metrics['psnr_db']:.2f} dB"

@@ -20,7 +20,7 @@ Loading reads JSON and HDF5 only, so no code from a preset ever runs.
 This guide:
 
 - saves a model with `save_to_preset`, with measured metrics in its metadata,
-- writes the model card with `write_model_card`,
+- writes the model card with `PresetFolder.write_model_card`,
 - checks what would be uploaded with `upload_preset(..., dry_run=True)`,
 - uploads the folder and loads the model back from the Hub.
 """
@@ -49,10 +49,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from keras_vqvae.data import load_dataset
-from keras_vqvae.evaluation import evaluate_reconstructions
-from keras_vqvae.model_card import write_model_card
+from keras_vqvae.data import load_split
+from keras_vqvae.workflows import measure_reconstructions
 from keras_vqvae.models import VQVAE
+from keras_vqvae.presets import PresetFolder
 from keras_vqvae.presets import resolve_preset
 from keras_vqvae.upload import upload_preset
 from keras_vqvae.visualization import reconstruction_rows
@@ -78,8 +78,8 @@ report numbers measured on data the model was not trained on.
 """
 
 model = VQVAE.from_preset("mnist")
-test_images, _ = load_dataset(MNIST, "test", limit=NUM_TEST)
-metrics = evaluate_reconstructions(model, test_images)
+test_images, _ = load_split(MNIST, "test", limit=NUM_TEST)
+metrics = measure_reconstructions(model, test_images)
 print(f"test PSNR {metrics['psnr_db']:.2f} dB on {len(test_images)} images")
 
 """
@@ -120,12 +120,12 @@ save_image_grid(
 """
 ## The model card
 
-`write_model_card` renders `README.md` from the folder's config and metadata:
+`PresetFolder(preset_dir).write_model_card()` renders `README.md` from the folder's config and metadata:
 YAML front matter for the Hub (library, tags, metrics), then the usage,
 architecture, training data and measured metrics.
 """
 
-card = write_model_card(preset_dir)
+card = PresetFolder(preset_dir).write_model_card()
 print("\n".join(card.read_text().splitlines()[:24]))
 print("...")
 print("preset files:", sorted(p.name for p in preset_dir.iterdir()))

@@ -46,8 +46,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 
-from keras_vqvae.data import load_dataset
-from keras_vqvae.evaluation import bits_per_dim_of
+from keras_vqvae.data import load_split
+from keras_vqvae.workflows import measure_bits_per_dim
 from keras_vqvae.models import VQVAE
 from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
 from keras_vqvae.visualization import save_image_grid
@@ -79,8 +79,8 @@ once up front is much cheaper than encoding in every epoch.
 """
 
 vqvae = VQVAE.from_preset("mnist")
-train_images, train_labels = load_dataset(MNIST, "train", limit=NUM_TRAIN)
-test_images, test_labels = load_dataset(MNIST, "test", limit=NUM_TEST)
+train_images, train_labels = load_split(MNIST, "train", limit=NUM_TRAIN)
+test_images, test_labels = load_split(MNIST, "test", limit=NUM_TEST)
 train_codes = vqvae.encode(train_images)
 test_codes = vqvae.encode(test_images)
 print(
@@ -183,7 +183,7 @@ Gaussian around the decoded image), plus the prior's likelihood of the codes.
 class-conditional prior, pass the labels.
 """
 
-bpd = bits_per_dim_of(vqvae, prior, test_images, labels=test_labels)
+bpd = measure_bits_per_dim(vqvae, prior, test_images, labels=test_labels)
 print(
     f"bits/dim {bpd['bits_per_dim']:.3f} = decoder {bpd['decoder_bits_per_dim']:.3f}"
     f" + prior {bpd['prior_bits_per_dim']:.3f}"
@@ -195,7 +195,7 @@ print(
 `prior.bits_per_dim` the mean cost per code position in bits.
 """
 
-print(f"prior alone: {prior.bits_per_dim(test_codes, labels=test_labels):.3f} bits per code")
+print(f"prior alone: {prior.bits_per_code(test_codes, labels=test_labels):.3f} bits per code")
 
 """
 ## The prior as a classifier
@@ -231,7 +231,7 @@ bundled_samples = vqvae.decode_indices(
 path = save_image_grid(OUTPUT_DIR / "bundled_prior_samples.png", [bundled_samples], scale=2)
 print(
     f"bundled prior: {bundled.count_params():,} parameters, "
-    f"{bundled.bits_per_dim(test_codes, labels=test_labels):.3f} bits per code "
+    f"{bundled.bits_per_code(test_codes, labels=test_labels):.3f} bits per code "
     f"on these test maps; wrote {path}"
 )
 

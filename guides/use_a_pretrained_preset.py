@@ -45,11 +45,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from keras_vqvae.data import load_dataset
-from keras_vqvae.evaluation import code_statistics
-from keras_vqvae.evaluation import evaluate_reconstructions
-from keras_vqvae.image_metrics import mse01
-from keras_vqvae.image_metrics import psnr
+from keras_vqvae.data import load_split
+from keras_vqvae.metrics import code_statistics
+from keras_vqvae.workflows import measure_reconstructions
+from keras_vqvae.metrics import mse01
+from keras_vqvae.metrics import psnr
 from keras_vqvae.models import VQVAE
 from keras_vqvae.visualization import reconstruction_rows
 from keras_vqvae.visualization import save_image_grid
@@ -104,7 +104,7 @@ held out. `reconstruct` accepts uint8 images and returns uint8 images; it
 batches internally, so you can pass the whole array.
 """
 
-images, labels = load_dataset(MNIST, split="test", limit=NUM_IMAGES)
+images, labels = load_split(MNIST, split="test", limit=NUM_IMAGES)
 print("test images:", images.shape, images.dtype)
 
 reconstructions = model.reconstruct(images)
@@ -229,7 +229,7 @@ with the top half of the first one.
 """
 ## Measure the reconstruction error
 
-`keras_vqvae.image_metrics` compares uint8 images on the 0..1 scale: `mse01` is
+`keras_vqvae.metrics` compares uint8 images on the 0..1 scale: `mse01` is
 the mean squared error over all pixels, and `psnr` is `10 log10(1 / MSE)`. The
 data set's PSNR (from the mean MSE) and the mean of per-image PSNRs are
 different numbers; say which one you report.
@@ -246,7 +246,7 @@ full test split (normal mode) it reproduces the metrics stored in the preset's
 metadata.
 """
 
-metrics = evaluate_reconstructions(model, images)
+metrics = measure_reconstructions(model, images)
 print({key: round(value, 4) for key, value in metrics.items()})
 stored = VQVAE.presets["mnist"]["test_metrics"]
 print(f"stored in the preset: PSNR {stored['psnr_db']:.2f} dB on {stored['test_images']} images")

@@ -1,11 +1,5 @@
 """Model cards (`README.md` with Hub YAML front matter) for preset folders."""
 
-import json
-from pathlib import Path
-
-from keras_vqvae.presets import METADATA_FILE
-from keras_vqvae.presets import MODEL_CARD_FILE
-
 _DATASET_IDS = {
     "mnist": "ylecun/mnist",
     "fashion_mnist": "zalando-datasets/fashion_mnist",
@@ -33,7 +27,11 @@ def _front_matter(name, metadata):
     lines += ["model-index:", f"- name: vqvae-{name}", "  results:"]
     lines += ["  - task: {type: image-to-image, name: Image reconstruction}"]
     lines += ["    metrics:"]
-    for key, kind in (("mse", "mse"), ("psnr_db", "psnr"), ("perplexity", "perplexity")):
+    for key, kind in (
+        ("mse", "mse"),
+        ("psnr_db", "psnr"),
+        ("perplexity", "perplexity"),
+    ):
         if key in metrics:
             lines.append(f"    - {{type: {kind}, value: {metrics[key]:.4g}}}")
     lines.append("---")
@@ -50,16 +48,22 @@ def _table(rows):
     return "\n".join(out)
 
 
-def render_model_card(folder):
-    """Returns the model card text for the preset in `folder`."""
-    folder = Path(folder)
-    metadata = json.loads((folder / METADATA_FILE).read_text())
-    config = json.loads((folder / "config.json").read_text())["config"]
-    name = metadata.get("preset", folder.name)
+def render_model_card(name, metadata, config, images):
+    """Returns the model card text of a preset.
+
+    Args:
+        name: the preset's folder name (the metadata's `preset` wins).
+        metadata: the preset's metadata dict.
+        config: the VQ-VAE's constructor config.
+        images: file names of the PNG pictures in the folder.
+
+    Returns:
+        The card: Hub YAML front matter, then Markdown.
+    """
+    name = metadata.get("preset", name)
     metrics = metadata.get("test_metrics", {})
     training = metadata.get("training", {})
     notes = metadata.get("notes", "")
-    images = [p.name for p in sorted(folder.glob("*.png"))]
     sections = [
         _front_matter(name, metadata),
         f"# VQ-VAE `{name}`",
@@ -76,15 +80,31 @@ def render_model_card(folder):
             [
                 ("image shape", tuple(config["image_shape"])),
                 ("code map", tuple(metadata.get("latent_shape", ()))),
-                ("codebook K x D", f"{config['num_embeddings']} x {config['embedding_dim']}"),
+                (
+                    "codebook K x D",
+                    f"{config['num_embeddings']} x {config['embedding_dim']}",
+                ),
                 ("quantizer", config["quantizer"]),
-                ("hidden / residual hidden", f"{config['num_hiddens']} / {config['num_residual_hiddens']}"),
-                ("k-means init, dead-code threshold", f"{config['kmeans_init']}, {config['dead_code_threshold']}"),
+                (
+                    "hidden / residual hidden",
+                    f"{config['hidden_dim']} / {config['residual_hidden_dim']}",
+                ),
+                (
+                    "k-means init, dead-code threshold",
+                    f"{config['kmeans_init']}, {config['dead_code_threshold']}",
+                ),
             ]
         ),
         "## Training",
         _table(
-            [("data", metadata.get("dataset_description", metadata.get("dataset", "?")))]
+            [
+                (
+                    "data",
+                    metadata.get(
+                        "dataset_description", metadata.get("dataset", "?")
+                    ),
+                )
+            ]
             + [(key, value) for key, value in training.items()]
         ),
         "## Test metrics (measured)",
@@ -102,20 +122,21 @@ def render_model_card(folder):
             "codes plus the decoder's discretised Gaussian NLL of the pixels, "
             "per pixel dimension, on the test split. Sampling speed: "
             "BENCHMARKS.md in the keras-vqvae repository.",
-            _table([(k, v) for k, v in prior.items() if k not in ("test_metrics", "reproduce")]
-                   + [(k, v) for k, v in prior.get("test_metrics", {}).items()]),
+            _table(
+                [
+                    (k, v)
+                    for k, v in prior.items()
+                    if k not in ("test_metrics", "reproduce")
+                ]
+                + [(k, v) for k, v in prior.get("test_metrics", {}).items()]
+            ),
         ]
         if prior.get("reproduce"):
             sections += ["Reproduce:", f"```\n{prior['reproduce']}\n```"]
     if notes:
         sections += ["## Notes", notes]
     if images:
-        sections += ["## Pictures"] + [f"![{image}]({image})" for image in images]
+        sections += ["## Pictures"] + [
+            f"![{image}]({image})" for image in images
+        ]
     return "\n\n".join(sections) + "\n"
-
-
-def write_model_card(folder):
-    """Writes `README.md` (the model card) into the preset `folder`."""
-    path = Path(folder) / MODEL_CARD_FILE
-    path.write_text(render_model_card(folder))
-    return path

@@ -1,10 +1,12 @@
-"""Presets: a folder of JSON config, JSON metadata and `.weights.h5` weights.
+"""Presets: folders of JSON configs, JSON metadata and `.weights.h5` weights.
 
 A preset is named by a bundled name (`"cifar10"`), a local folder, or a
-Hugging Face Hub handle `hf://owner/repo[@revision]`. File names follow
-keras-hub: `config.json`, `metadata.json`, `model.weights.h5` (and
-`prior_config.json`, `prior.weights.h5` for the PixelCNN prior). Loading
-reads JSON and HDF5 weights only: no code from a preset ever runs.
+Hugging Face Hub handle `hf://owner/repo[@revision]`. `PresetFolder` owns
+one folder: its file names (keras-hub's: `config.json`, `metadata.json`,
+`model.weights.h5`; `prior_config.json` and `prior.weights.h5` for the
+PixelCNN prior beside the VQ-VAE), the weights' SHA-256 in the metadata,
+the model card and the architecture fingerprint. Loading reads JSON and
+HDF5 weights only: no code from a preset ever runs.
 """
 
 import datetime
@@ -18,17 +20,41 @@ from pathlib import Path
 
 import keras
 
+from keras_vqvae import model_card
+from keras_vqvae.errors import PresetError
 from keras_vqvae.version import __version__
 
 # Bump when a preset written by this version cannot be read by older ones.
-PRESET_FORMAT_VERSION = 1
+# Format 2 renamed the VQ-VAE's width arguments (see `_FORMAT_1_RENAMES`).
+PRESET_FORMAT_VERSION = 2
 HF_PREFIX = "hf://"
 METADATA_FILE = "metadata.json"
 MODEL_CARD_FILE = "README.md"
-
-
-class PresetError(ValueError):
-    """A preset cannot be found, read or trusted."""
+# The model kinds a preset folder can hold: (config file, weights file).
+MODEL_FILES = {
+    "model": ("config.json", "model.weights.h5"),
+    "prior": ("prior_config.json", "prior.weights.h5"),
+}
+# Constructor arguments that decide the weights' shapes: a folder whose
+# config differs in one of them holds a different architecture.
+ARCHITECTURE_KEYS = (
+    "image_shape",
+    "num_embeddings",
+    "embedding_dim",
+    "hidden_dim",
+    "num_residual_layers",
+    "residual_hidden_dim",
+    "num_downsamples",
+    "quantizer",
+    "latent_shape",
+    "num_layers",
+    "kernel_size",
+    "num_classes",
+)
+_FORMAT_1_RENAMES = {
+    "num_hiddens": "hidden_dim",
+    "num_residual_hiddens": "residual_hidden_dim",
+}
 
 
 def bundled_presets_dir():
@@ -38,16 +64,16 @@ def bundled_presets_dir():
     return installed if installed.is_dir() else package_dir.parent / "presets"
 
 
-def list_presets(config_file="config.json"):
-    """Returns `{name: metadata}` for every bundled preset with `config_file`."""
+def list_presets(kind="model"):
+    """Returns `{name: metadata}` of the bundled presets holding `kind`."""
     root = bundled_presets_dir()
     if not root.is_dir():
         return {}
+    folders = (PresetFolder(path) for path in sorted(root.iterdir()))
     return {
-        folder.name: read_json(folder / METADATA_FILE)
-        for folder in sorted(root.iterdir())
-        if (folder / config_file).is_file()
-        and (folder / METADATA_FILE).is_file()
+        folder.name: folder.metadata
+        for folder in folders
+        if folder.has(kind) and folder.metadata_path.is_file()
     }
 
 
@@ -126,6 +152,7 @@ def download_from_hub(handle):
 
 
 def read_json(path):
+    """Reads a preset's JSON file, with a `PresetError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise PresetError(f"The preset has no {path.name}: {path} is missing.")
@@ -135,52 +162,12 @@ def read_json(path):
         raise PresetError(f"{path} is not valid JSON: {e}.") from e
 
 
-def check_format_version(config, path):
-    version = config.get("format_version", PRESET_FORMAT_VERSION)
-    if version > PRESET_FORMAT_VERSION:
-        raise PresetError(
-            f"{path} was written by a newer keras-vqvae (preset format "
-            f"{version}, written by version "
-            f"{config.get('keras_vqvae_version', '?')}); this is version "
-            f"{__version__}, which reads format {PRESET_FORMAT_VERSION}. "
-            "Upgrade: pip install -U keras-vqvae."
-        )
-
-
 def file_sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def load_weights_checked(model, weights_path, expected_sha256=None):
-    """Loads `.weights.h5`, with clear errors for missing or damaged files."""
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise PresetError(
-            f"The preset has no weights file {weights_path}. Pass "
-            "`load_weights=False` for a randomly initialised model."
-        )
-    if expected_sha256 and file_sha256(weights_path) != expected_sha256:
-        raise PresetError(
-            f"{weights_path} is corrupt or truncated: its SHA-256 does not "
-            "match metadata.json. Download it again (delete it from the "
-            "Hugging Face cache, or re-copy the folder)."
-        )
-    try:
-        model.load_weights(weights_path)
-    except OSError as e:
-        raise PresetError(
-            f"{weights_path} is not a readable .weights.h5 file (corrupt or "
-            f"truncated?): {e}"
-        ) from e
-    except ValueError as e:
-        raise PresetError(
-            f"The weights in {weights_path} do not fit the configured "
-            f"architecture: {e}"
-        ) from e
 
 
 def write_atomically(path, write):
@@ -199,95 +186,173 @@ def write_atomically(path, write):
 
 def write_json(path, data):
     write_atomically(
-        path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
+        path,
+        lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"),
     )
 
 
-class _PresetNames:
-    """Class attribute `Model.presets`: the bundled presets for that class."""
+def _migrated(saved):
+    """A saved config in the current format (format 1 had other names)."""
+    if saved.get("format_version", 1) != 1:
+        return saved
+    inner = {
+        _FORMAT_1_RENAMES.get(key, key): value
+        for key, value in saved.get("config", {}).items()
+    }
+    return {**saved, "config": inner}
 
-    def __get__(self, instance, owner):
-        return list_presets(owner.preset_config_file)
+
+def architecture(saved_config):
+    """The part of a saved config that determines the weights' shapes."""
+    inner = _migrated(saved_config).get("config", {})
+    return {
+        "class_name": saved_config.get("class_name"),
+        **{key: inner[key] for key in ARCHITECTURE_KEYS if key in inner},
+    }
 
 
-class PresetMixin:
-    """Adds `from_preset`, `save_to_preset` and `presets` to a Keras model."""
+class PresetFolder:
+    """One preset folder: its files, metadata, hashes and model card.
 
-    preset_config_file = "config.json"
-    preset_weights_file = "model.weights.h5"
-    presets = _PresetNames()
+    Args:
+        path: the folder (it need not exist yet when saving).
+
+    Example:
+
+    >>> folder = PresetFolder.resolve("mnist")
+    >>> folder.has("prior"), folder.weights_path("model").name
+    (True, 'model.weights.h5')
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **config_overrides):
-        """Instantiates the model from a preset.
+    def resolve(cls, preset):
+        """The folder of a bundled name, a local folder or an `hf://` handle."""
+        return cls(resolve_preset(preset))
 
-        Args:
-            preset: a bundled name (see `presets`), a local folder, or
-                `hf://owner/repo[@revision]` on the Hugging Face Hub.
-            load_weights: bool. Load the preset's weights (default) or keep
-                the random initialisation.
-            **config_overrides: constructor arguments that replace the
-                preset's (for instance `dead_code_threshold=0.0`).
+    @property
+    def name(self):
+        return self.path.name
 
-        Returns:
-            The model, built and ready for `predict`, `fit` or `encode`.
+    @property
+    def metadata_path(self):
+        return self.path / METADATA_FILE
 
-        Example:
+    @property
+    def metadata(self):
+        """The folder's metadata dict (`{}` when it has none yet)."""
+        if not self.metadata_path.is_file():
+            return {}
+        return read_json(self.metadata_path)
 
-        >>> model = VQVAE.from_preset("mnist")
-        >>> model = VQVAE.from_preset("hf://owner/vqvae-cifar10@main")
-        """
-        folder = resolve_preset(preset)
-        config_path = folder / cls.preset_config_file
-        saved = read_json(config_path)
-        check_format_version(saved, config_path)
+    def config_path(self, kind):
+        return self.path / _files(kind)[0]
+
+    def weights_path(self, kind):
+        return self.path / _files(kind)[1]
+
+    def has(self, kind):
+        """Whether the folder holds a config for `kind` ("model", "prior")."""
+        return self.config_path(kind).is_file()
+
+    def saved_config(self, kind):
+        """The checked JSON config of `kind`, migrated to the current format."""
+        path = self.config_path(kind)
+        saved = read_json(path)
+        if not isinstance(saved, dict) or not isinstance(
+            saved.get("config"), dict
+        ):
+            raise PresetError(
+                f"{path} must be a JSON object with a 'config' object, as "
+                "written by `save_to_preset`."
+            )
+        version = saved.get("format_version", 1)
+        if not isinstance(version, int) or version < 1:
+            raise PresetError(
+                f"{path} has an invalid 'format_version'. Expected an "
+                f"integer from 1 to {PRESET_FORMAT_VERSION}. Received: "
+                f"format_version={version!r}"
+            )
+        if version > PRESET_FORMAT_VERSION:
+            raise PresetError(
+                f"{path} was written by a newer keras-vqvae (preset format "
+                f"{version}, written by version "
+                f"{saved.get('keras_vqvae_version', '?')}); this is version "
+                f"{__version__}, which reads format {PRESET_FORMAT_VERSION}. "
+                "Upgrade: pip install -U keras-vqvae."
+            )
+        return _migrated(saved)
+
+    def architecture(self, kind="model"):
+        """The fingerprint of the architecture stored for `kind`."""
+        return architecture(self.saved_config(kind))
+
+    def load_model(self, cls, kind, load_weights=True, **config_overrides):
+        """Builds a `cls` from the folder's `kind` config (and weights)."""
+        saved = self.saved_config(kind)
+        config_path = self.config_path(kind)
         if saved.get("class_name") != cls.__name__:
             raise PresetError(
                 f"{config_path} describes a {saved.get('class_name')!r}, not "
                 f"a {cls.__name__}."
             )
-        config = {**saved["config"], **config_overrides}
-        model = cls.from_config(config)
+        model = cls.from_config({**saved["config"], **config_overrides})
         if load_weights:
-            metadata_path = folder / METADATA_FILE
-            metadata = read_json(metadata_path) if metadata_path.is_file() else {}
-            load_weights_checked(
-                model,
-                folder / cls.preset_weights_file,
-                metadata.get("sha256", {}).get(cls.preset_weights_file),
-            )
+            self._load_weights(model, kind)
         return model
 
-    def save_to_preset(self, preset_dir, metadata=None):
-        """Writes config, weights and metadata to a preset folder.
+    def _load_weights(self, model, kind):
+        path = self.weights_path(kind)
+        if not path.is_file():
+            raise PresetError(
+                f"The preset has no weights file {path}. Pass "
+                "`load_weights=False` for a randomly initialised model."
+            )
+        expected = self.metadata.get("sha256", {}).get(path.name)
+        if expected and file_sha256(path) != expected:
+            raise PresetError(
+                f"{path} is corrupt or truncated: its SHA-256 does not "
+                "match metadata.json. Download it again (delete it from the "
+                "Hugging Face cache, or re-copy the folder)."
+            )
+        try:
+            model.load_weights(path)
+        except OSError as e:
+            raise PresetError(
+                f"{path} is not a readable .weights.h5 file (corrupt or "
+                f"truncated?): {e}"
+            ) from e
+        except ValueError as e:
+            raise PresetError(
+                f"The weights in {path} do not fit the configured "
+                f"architecture: {e}"
+            ) from e
+
+    def save_model(self, model, kind, metadata=None):
+        """Writes `model`'s config and weights as `kind`, and the metadata.
 
         Files are written to temporary names and renamed, so an interrupted
         save leaves the previous files intact. Metadata already in the
-        folder is kept and updated.
-
-        Args:
-            preset_dir: folder to write (created if missing).
-            metadata: dict of extra metadata (data set, metrics, ...).
+        folder is kept and updated with `metadata`.
         """
-        folder = Path(preset_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        weights_path = folder / self.preset_weights_file
-        write_atomically(weights_path, self._save_weights_to)
+        self.path.mkdir(parents=True, exist_ok=True)
+        weights_path = self.weights_path(kind)
+        write_atomically(weights_path, lambda tmp: _save_weights(model, tmp))
         write_json(
-            folder / self.preset_config_file,
+            self.config_path(kind),
             {
-                "module": self.__class__.__module__,
-                "class_name": self.__class__.__name__,
-                "config": self.get_config(),
+                "module": model.__class__.__module__,
+                "class_name": model.__class__.__name__,
+                "config": model.get_config(),
                 "format_version": PRESET_FORMAT_VERSION,
                 "keras_vqvae_version": __version__,
             },
         )
-        metadata_path = folder / METADATA_FILE
-        merged = read_json(metadata_path) if metadata_path.is_file() else {}
-        merged.update(metadata or {})
-        merged.setdefault("sha256", {})[self.preset_weights_file] = (
-            file_sha256(weights_path)
+        merged = {**self.metadata, **(metadata or {})}
+        merged.setdefault("sha256", {})[weights_path.name] = file_sha256(
+            weights_path
         )
         merged.update(
             {
@@ -296,22 +361,78 @@ class PresetMixin:
                 "saved_at": datetime.date.today().isoformat(),
             }
         )
-        merged.setdefault("parameter_count", {})[self.__class__.__name__] = (
-            int(self.count_params())
+        merged.setdefault("parameter_count", {})[model.__class__.__name__] = (
+            int(model.count_params())
         )
-        write_json(metadata_path, merged)
+        write_json(self.metadata_path, merged)
 
-    def _save_weights_to(self, tmp_path):
-        # `save_weights` also stores a compiled model's optimizer state,
-        # which a preset does not need and which triples the file (Adam);
-        # an uncompiled copy holds only the model's own weights.
-        copy = self.__class__.from_config(self.get_config())
-        copy.set_weights(self.get_weights())
-        # Keras insists on the `.weights.h5` suffix.
-        staged = f"{tmp_path}.weights.h5"
-        try:
-            copy.save_weights(staged)
-            shutil.move(staged, tmp_path)
-        finally:
-            if os.path.exists(staged):
-                os.remove(staged)
+    def render_model_card(self):
+        """The model card (`README.md`) text for this folder."""
+        return model_card.render_model_card(
+            self.name,
+            self.metadata,
+            self.saved_config("model")["config"],
+            [p.name for p in sorted(self.path.glob("*.png"))],
+        )
+
+    def write_model_card(self):
+        path = self.path / MODEL_CARD_FILE
+        path.write_text(self.render_model_card())
+        return path
+
+    def files_to_publish(self):
+        """Checks the folder and lists the files a Hub upload sends.
+
+        Raises `PresetError` for a missing config or metadata, a config
+        without its weights, or weights that do not match their SHA-256.
+        """
+        if not self.has("model"):
+            raise PresetError(
+                f"{self.path} is not a preset folder: no config.json."
+            )
+        metadata = read_json(self.metadata_path)
+        files = [METADATA_FILE]
+        for kind in MODEL_FILES:
+            if not self.has(kind):
+                continue
+            self.saved_config(kind)
+            weights = self.weights_path(kind)
+            if not weights.is_file():
+                raise PresetError(
+                    f"{self.path} has {self.config_path(kind).name} but no "
+                    f"{weights.name}."
+                )
+            expected = metadata.get("sha256", {}).get(weights.name)
+            if expected and file_sha256(weights) != expected:
+                raise PresetError(
+                    f"{weights} does not match the SHA-256 in "
+                    f"{METADATA_FILE}: corrupt or not the saved weights."
+                )
+            files += [self.config_path(kind).name, weights.name]
+        files.append(MODEL_CARD_FILE)
+        files += sorted(p.name for p in self.path.glob("*.png"))
+        return files
+
+
+def _files(kind):
+    if kind not in MODEL_FILES:
+        raise ValueError(
+            f"Unknown preset model kind. Expected one of {list(MODEL_FILES)}. "
+            f"Received: kind={kind!r}"
+        )
+    return MODEL_FILES[kind]
+
+
+def _save_weights(model, tmp_path):
+    # `save_weights` also stores a compiled model's optimizer state, which
+    # a preset does not need and which triples the file (Adam); an
+    # uncompiled copy holds only the model's own weights.
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    staged = f"{tmp_path}.weights.h5"  # Keras insists on the suffix.
+    try:
+        copy.save_weights(staged)
+        shutil.move(staged, tmp_path)
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)

@@ -56,7 +56,14 @@ def save_image_grid(path, rows, scale=1, columns=None):
         rows = [images[i : i + columns] for i in range(0, len(images), columns)]
         if len(rows[-1]) < columns:
             rows[-1] = np.concatenate(
-                [rows[-1], np.full((columns - len(rows[-1]),) + images.shape[1:], 255, "uint8")]
+                [
+                    rows[-1],
+                    np.full(
+                        (columns - len(rows[-1]),) + images.shape[1:],
+                        255,
+                        "uint8",
+                    ),
+                ]
             )
     grid = image_grid(rows)
     if scale > 1:

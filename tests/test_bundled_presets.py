@@ -52,3 +52,20 @@ def test_prior_likelihoods_and_samples_are_unchanged(golden, name):
     sample_labels = None if labels is None else labels[:2]
     samples = prior.sample(2, labels=sample_labels, seed=0)
     np.testing.assert_array_equal(samples, golden[f"{name}/samples"])
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_bundled_configs_hold_their_table_entries(name):
+    from keras_vqvae.models import PIXELCNN_PRIOR_PRESETS
+    from keras_vqvae.models import VQVAE_PRESETS
+    from keras_vqvae.presets import PresetFolder
+
+    folder = PresetFolder.resolve(name)
+    saved = folder.saved_config("model")["config"]
+    for key, value in VQVAE_PRESETS[name]["config"].items():
+        assert saved[key] == (list(value) if isinstance(value, tuple) else value), key
+    saved_prior = folder.saved_config("prior")["config"]
+    for key, value in PIXELCNN_PRIOR_PRESETS[name]["config"].items():
+        assert saved_prior[key] == value, key
+    assert set(VQVAE.presets) == set(VQVAE_PRESETS)
+    assert set(PixelCNNPrior.presets) == set(PIXELCNN_PRIOR_PRESETS)

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from keras_vqvae import data
-from keras_vqvae.image_metrics import mse01
-from keras_vqvae.image_metrics import psnr
+from keras_vqvae.metrics import mse01
+from keras_vqvae.metrics import psnr
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -57,7 +57,11 @@ def test_denormalize_rounds_clips_and_handles_nan():
     x = np.array([-1.0, -0.5, 0.0, 0.5, 2.0, np.nan], np.float32)
     out = data.denormalize(x)
     assert out.dtype == np.uint8
-    np.testing.assert_array_equal(out, [0, 0, 128, 255, 255, 0])
+    # 0.0 is the tie 127.5; in float32 (the arithmetic of tensors and of the
+    # models' outputs alike) it is 127.49998, so it rounds down.
+    np.testing.assert_array_equal(out, [0, 0, 127, 255, 255, 0])
+    tensor = keras.ops.convert_to_numpy(data.denormalize(keras.ops.array(x)))
+    np.testing.assert_array_equal(tensor, out)
 
 
 def test_normalize_backend_tensors():
@@ -101,7 +105,7 @@ def test_load_arrays_cifar10_jpeg_test():
 
 def test_load_arrays_sklearn_digits_rescaled():
     folder = shared_dataset("sklearn_digits")
-    images, labels = data.load_arrays(folder, "test")
+    images, labels = data.load_arrays(folder, "test", value_range=(0, 16))
     assert images.shape == (360, 8, 8, 1) and images.max() == 255
     allowed = np.rint(np.arange(17) * 255 / 16).astype(np.uint8)
     assert set(np.unique(images)) <= set(allowed)
@@ -110,6 +114,17 @@ def test_load_arrays_sklearn_digits_rescaled():
     np.testing.assert_array_equal(
         images, np.rint(raw * (255 / 16)).astype("uint8")
     )
+
+
+def test_load_arrays_dark_image_is_not_rescaled(tmp_path):
+    dark = np.arange(11, dtype=np.uint8).reshape(1, 1, 11, 1)
+    np.savez(tmp_path / "dark.npz", images=dark)
+    images, _ = data.load_arrays(tmp_path / "dark.npz")
+    np.testing.assert_array_equal(images, dark)
+    images, _ = data.load_split(tmp_path / "dark.npz")
+    np.testing.assert_array_equal(images, dark)
+    images, _ = data.load_split(tmp_path / "dark.npz", value_range=(0, 10))
+    assert images.min() == 0 and images.max() == 255
 
 
 def test_load_arrays_single_npz_layouts(tmp_path):
@@ -184,11 +199,9 @@ def test_load_image_folder_labels_and_resize(tmp_path):
     write_png(tmp_path / "dogs" / "deep" / "c.PNG", (0, 0, 255))
     write_png(tmp_path / "loose.bmp", (10, 20, 30))
     (tmp_path / "notes.txt").write_text("not an image")
-    images, labels, class_names = data.load_image_folder(
-        tmp_path, image_size=(8, 6)
-    )
+    images, labels = data.load_image_folder(tmp_path, image_size=(8, 6))
     assert images.shape == (4, 8, 6, 3) and images.dtype == np.uint8
-    assert class_names == ["cats", "dogs"]
+    assert data.image_folder_classes(tmp_path) == ["cats", "dogs"]
     np.testing.assert_array_equal(labels, [0, 0, 1, -1])
     np.testing.assert_array_equal(
         images[0], np.broadcast_to([255, 0, 0], (8, 6, 3))
@@ -196,7 +209,7 @@ def test_load_image_folder_labels_and_resize(tmp_path):
     np.testing.assert_array_equal(
         images[3], np.broadcast_to([10, 20, 30], (8, 6, 3))
     )
-    gray, _, _ = data.load_image_folder(tmp_path, channels=1, limit=2)
+    gray, _ = data.load_image_folder(tmp_path, channels=1, limit=2)
     assert gray.shape == (2, 10, 12, 1)
 
 
@@ -208,7 +221,7 @@ def test_load_image_folder_crop_and_size_mismatch(tmp_path):
     write_png(tmp_path / "small.png", (0, 0, 0), size=(4, 4))
     with pytest.raises(ValueError, match="image_size"):
         data.load_image_folder(tmp_path)
-    cropped, _, _ = data.load_image_folder(
+    cropped, _ = data.load_image_folder(
         tmp_path, image_size=10, crop_to_aspect_ratio=True
     )
     assert cropped.shape == (2, 10, 10, 3)
@@ -228,17 +241,17 @@ def test_load_image_folder_errors(tmp_path):
         data.load_image_folder(tmp_path)
 
 
-# --- load_dataset / load_tfds -----------------------------------------------
+# --- load_split / load_tfds -----------------------------------------------
 
 
-def test_load_dataset_dispatch(tmp_path):
+def test_load_split_dispatch(tmp_path):
     write_png(
         tmp_path / "photos" / "train" / "x" / "a.png", (1, 2, 3), size=(6, 6)
     )
     write_png(
         tmp_path / "photos" / "test" / "x" / "b.png", (4, 5, 6), size=(6, 6)
     )
-    images, labels = data.load_dataset(
+    images, labels = data.load_split(
         tmp_path / "photos", "test", image_size=4
     )
     assert images.shape == (1, 4, 4, 3) and images[0, 0, 0].tolist() == [
@@ -251,12 +264,24 @@ def test_load_dataset_dispatch(tmp_path):
     np.savez(
         tmp_path / "test.npz", images=np.zeros((2, 8, 8, 1), np.uint8) + 200
     )
-    images, labels = data.load_dataset(
+    images, labels = data.load_split(
         tmp_path, "test", image_size=16, channels=3
     )
     assert images.shape == (2, 16, 16, 3) and images.max() == 200
     with pytest.raises(FileNotFoundError, match="tfds:NAME"):
-        data.load_dataset(tmp_path / "missing")
+        data.load_split(tmp_path / "missing")
+
+
+def test_load_split_model_sets_image_size_and_channels(tmp_path):
+    np.savez(tmp_path / "test.npz", images=np.full((2, 8, 8, 1), 9, np.uint8))
+    model = types.SimpleNamespace(image_shape=(16, 12, 3))
+    images, labels = data.load_split(tmp_path, "test", model=model)
+    assert images.shape == (2, 16, 12, 3) and (images == 9).all()
+    np.testing.assert_array_equal(labels, [-1, -1])
+    with pytest.raises(ValueError, match="not both"):
+        data.load_split(tmp_path, "test", model=model, channels=3)
+    with pytest.raises(ValueError, match="image_shape"):
+        data.load_split(tmp_path, "test", model=object())
 
 
 def test_load_tfds_without_package(monkeypatch):
@@ -264,7 +289,7 @@ def test_load_tfds_without_package(monkeypatch):
     with pytest.raises(ImportError, match="pip install tensorflow-datasets"):
         data.load_tfds("mnist", "test")
     with pytest.raises(ImportError, match="tensorflow-datasets"):
-        data.load_dataset("tfds:mnist", "test")
+        data.load_split("tfds:mnist", "test")
 
 
 def test_load_tfds_offline_not_prepared(monkeypatch, tmp_path):

@@ -6,8 +6,8 @@ import pytest
 import keras
 from keras import ops
 
-from keras_vqvae.evaluation import bits_per_dim_of
-from keras_vqvae.layers.gated_pixelcnn_block import GatedPixelCNNBlock
+from keras_vqvae.workflows import measure_bits_per_dim
+from keras_vqvae.layers.conv2d.gated_pixelcnn_block import GatedPixelCNNBlock
 from keras_vqvae.models import VQVAE
 from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
 
@@ -229,13 +229,13 @@ def test_log_prob_matches_cross_entropy():
     ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
     per_pos = _np(ce(codes, model((codes, labels))))
     np.testing.assert_allclose(lp, -per_pos.sum(axis=(1, 2)), rtol=1e-5, atol=1e-4)
-    bpd = model.bits_per_dim(codes, labels)
+    bpd = model.bits_per_code(codes, labels)
     np.testing.assert_allclose(bpd, -lp.mean() / (H * W * np.log(2)), rtol=1e-5)
 
 
 def test_preset_round_trip_beside_the_vqvae(tmp_path):
     model = VQVAE(image_shape=(24, 24, 1), num_embeddings=8, embedding_dim=4,
-                  num_hiddens=8, num_residual_hiddens=4, num_residual_layers=1)
+                  hidden_dim=8, residual_hidden_dim=4, num_residual_layers=1)
     prior = PixelCNNPrior(8, model.latent_shape, hidden_dim=16, num_layers=2,
                           num_classes=2)
     model.save_to_preset(tmp_path)
@@ -247,7 +247,7 @@ def test_preset_round_trip_beside_the_vqvae(tmp_path):
     assert VQVAE.from_preset(tmp_path).count_params() == model.count_params()
 
     images = np.random.default_rng(4).integers(0, 256, (3, 24, 24, 1), "uint8")
-    metrics = bits_per_dim_of(model, loaded, images, labels=np.array([0, 1, 0]))
+    metrics = measure_bits_per_dim(model, loaded, images, labels=np.array([0, 1, 0]))
     assert metrics["bits_per_dim"] == pytest.approx(
         metrics["decoder_bits_per_dim"] + metrics["prior_bits_per_dim"]
     )

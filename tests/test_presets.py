@@ -18,9 +18,9 @@ TINY = dict(
     image_shape=(16, 16, 3),
     num_embeddings=16,
     embedding_dim=4,
-    num_hiddens=8,
+    hidden_dim=8,
     num_residual_layers=1,
-    num_residual_hiddens=4,
+    residual_hidden_dim=4,
     seed=0,
 )
 IMAGES = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), "uint8")
@@ -68,7 +68,7 @@ def test_load_weights_false_and_config_overrides(preset_dir):
     assert tuned.quantizer.dead_code_threshold == 2.0
     np.testing.assert_array_equal(tuned.reconstruct(IMAGES), expected)
     with pytest.raises(PresetError, match="do not fit"):
-        VQVAE.from_preset(preset_dir, num_hiddens=12)
+        VQVAE.from_preset(preset_dir, hidden_dim=12)
 
 
 def test_unknown_name_suggests_close_names():
@@ -199,7 +199,7 @@ def test_upload_then_from_preset_through_hub_client(preset_dir, tmp_path):
                         str(tmp_path / "hub.npy")], env)
             np.testing.assert_array_equal(np.load(tmp_path / "hub.npy"), expected)
 
-        other = VQVAE(**{**TINY, "num_hiddens": 12})
+        other = VQVAE(**{**TINY, "hidden_dim": 12})
         other.save_to_preset(tmp_path / "other")
         refused = run_python([upload, str(tmp_path / "other"), "user/vqvae-tiny"],
                              hub_env(endpoint, tmp_path / "uploader_home"), check=False)

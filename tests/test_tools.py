@@ -17,9 +17,9 @@ TINY_CONFIG = {
     "image_shape": [28, 28, 1],
     "num_embeddings": 16,
     "embedding_dim": 4,
-    "num_hiddens": 8,
+    "hidden_dim": 8,
     "num_residual_layers": 1,
-    "num_residual_hiddens": 4,
+    "residual_hidden_dim": 4,
     "kmeans_init": True,
 }
 
@@ -38,9 +38,9 @@ def small_data(tmp_path, mnist_slice):
 def train_command(tmp_path, data, steps, *extra):
     return [
         sys.executable, str(REPO_ROOT / "tools" / "train.py"),
-        "--preset", "tiny", "--config", str(tmp_path / "tiny.json"),
+        "--architecture", "tiny", "--config", str(tmp_path / "tiny.json"),
         "--data", str(data), "--steps", str(steps), "--checkpoint-every", "10",
-        "--batch-size", "16", "--out", str(tmp_path / "preset"),
+        "--batch-size", "16", "--preset-dir", str(tmp_path / "preset"),
         "--work-dir", str(tmp_path / "run"), "--verbose", "0", *extra,
     ]
 

@@ -150,6 +150,24 @@ def test_ema_codebook_changes_only_in_training():
     assert layer.trainable_weights == []
 
 
+@pytest.mark.parametrize("layer_class", [VectorQuantizer, VectorQuantizerEMA])
+def test_frozen_quantizer_keeps_its_state_in_training(layer_class):
+    layer = layer_class(
+        8, 4, kmeans_init=True, dead_code_threshold=0.5, seed=6
+    )
+    z = np.random.default_rng(6).normal(size=(16, 4)).astype("float32")
+    layer(z)
+    before = [w.numpy().copy() for w in layer.weights if "batch_" not in w.name]
+    layer.trainable = False
+    layer(z, training=True)
+    after = [w.numpy() for w in layer.weights if "batch_" not in w.name]
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(new, old)
+    layer.trainable = True
+    layer(z, training=True)
+    assert not np.array_equal(layer.codebook.numpy(), before[0])
+
+
 def test_ema_loss_is_commitment_only():
     layer = VectorQuantizerEMA(8, 4, commitment_cost=0.25, seed=7)
     z = np.random.default_rng(7).normal(size=(16, 4)).astype("float32")

@@ -8,9 +8,9 @@ from keras_vqvae.models import VQVAE
 TINY = dict(
     num_embeddings=32,
     embedding_dim=8,
-    num_hiddens=16,
+    hidden_dim=16,
     num_residual_layers=1,
-    num_residual_hiddens=8,
+    residual_hidden_dim=8,
 )
 
 
@@ -154,7 +154,7 @@ rng = np.random.default_rng(0)
 x = rng.uniform(-0.5, 0.5, (64, 16, 16, 3)).astype("float32")
 for quantizer in ("ema", "vq"):
     model = VQVAE(image_shape=(16, 16, 3), num_embeddings=16, embedding_dim=4,
-                  num_hiddens=8, num_residual_hiddens=4, quantizer=quantizer,
+                  hidden_dim=8, residual_hidden_dim=4, quantizer=quantizer,
                   kmeans_init=quantizer == "ema")
     model.compile()
     codebook = np.array(model.quantizer.codebook.numpy())

@@ -1,4 +1,20 @@
-from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
-from keras_vqvae.models.vqvae import VQVAE
+"""Models: the VQ-VAE base, the image VQ-VAE and the PixelCNN prior.
 
-__all__ = ["PixelCNNPrior", "VQVAE"]
+Each model's bundled presets are described in a `*_presets.py` beside it.
+"""
+
+from keras_vqvae.models.base import Model
+from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
+from keras_vqvae.models.pixelcnn_prior_presets import PIXELCNN_PRIOR_PRESETS
+from keras_vqvae.models.vqvae import VQVAE
+from keras_vqvae.models.vqvae_base import VQVAEBase
+from keras_vqvae.models.vqvae_presets import VQVAE_PRESETS
+
+__all__ = [
+    "Model",
+    "PIXELCNN_PRIOR_PRESETS",
+    "PixelCNNPrior",
+    "VQVAE",
+    "VQVAEBase",
+    "VQVAE_PRESETS",
+]

@@ -1,11 +1,11 @@
 """Gated PixelCNN prior over VQ-VAE code maps.
 
 The VQ-VAE paper (van den Oord et al. 2017) fits an autoregressive prior
-over the discrete latent grid (integers in ``[0, K)`` of shape ``(H, W)``)
+over the discrete latent grid (integers in `[0, K)` of shape `(H, W)`)
 after training the autoencoder; new images are made by sampling a code map
 from the prior and decoding it. This module provides that prior as a gated
 PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with
-PixelCNN Decoders"), written with ``keras.ops`` / ``keras.layers`` only so it
+PixelCNN Decoders"), written with `keras.ops` / `keras.layers` only so it
 runs on the TensorFlow, JAX and PyTorch backends.
 
 Example::
@@ -23,45 +23,43 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_vqvae.layers.gated_pixelcnn_block import GatedPixelCNNBlock
-from keras_vqvae.models.compile_on_load import CompileOnLoadMixin
-from keras_vqvae.presets import PresetMixin
+from keras_vqvae.layers import GatedPixelCNNBlock
+from keras_vqvae.models.base import Model
 
 
 @keras.saving.register_keras_serializable(package="keras_vqvae")
-class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
+class PixelCNNPrior(Model):
     """Gated PixelCNN autoregressive prior over discrete code maps.
 
-    The joint distribution over a code map ``z`` of shape ``(H, W)`` is
-    factorised in raster order, ``p(z) = prod_i p(z_i | z_<i [, y])``; the
+    The joint distribution over a code map `z` of shape `(H, W)` is
+    factorised in raster order, `p(z) = prod_i p(z_i | z_<i [, y])`; the
     model outputs the logits of every conditional in one pass.
 
     Args:
-        num_embeddings: codebook size ``K``; codes are ints in ``[0, K)``.
-        latent_shape: ``(H, W)`` of the code maps.
+        num_embeddings: codebook size `K`; codes are ints in `[0, K)`.
+        latent_shape: `(H, W)` of the code maps.
         hidden_dim: channels of both stacks (and of the code embedding).
         num_layers: number of gated blocks (the first is mask type A).
-        kernel_size: odd kernel size ``k`` of the gated blocks (vertical
-            convolution ``(k//2+1) x k``, horizontal ``1 x (k//2+1)``).
+        kernel_size: odd kernel size `k` of the gated blocks (vertical
+            convolution `(k//2+1) x k`, horizontal `1 x (k//2+1)`).
         num_classes: if set, the model is class conditional and expects
-            integer labels in ``[0, num_classes)``.
+            integer labels in `[0, num_classes)`.
         head_dim: channels of the hidden 1x1 convolution of the output head
-            (defaults to ``hidden_dim``).
-        **kwargs: ``name``, ``dtype``, ``trainable``.
+            (defaults to `hidden_dim`).
+        **kwargs: `name`, `dtype`, `trainable`.
 
     Call arguments:
-        inputs: int codes ``(B, H, W)``; when class conditional a tuple
-            ``(codes, labels)`` or a dict ``{"codes": ..., "labels": ...}``
-            with labels of shape ``(B,)``.
+        inputs: int codes `(B, H, W)`; when class conditional a tuple
+            `(codes, labels)` or a dict `{"codes": ..., "labels": ...}`
+            with labels of shape `(B,)`.
 
     Returns:
-        Logits of shape ``(B, H, W, K)``; ``logits[b, i, j]`` depends only on
-        codes at raster positions before ``(i, j)`` (and on the label).
+        Logits of shape `(B, H, W, K)`; `logits[b, i, j]` depends only on
+        codes at raster positions before `(i, j)` (and on the label).
     """
 
     # Stored beside the VQ-VAE in the same preset folder.
-    preset_config_file = "prior_config.json"
-    preset_weights_file = "prior.weights.h5"
+    preset_kind = "prior"
 
     def __init__(
         self,
@@ -107,7 +105,10 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
             self.head_dim, 1, data_format="channels_last", name="head_hidden"
         )
         self.head_logits = keras.layers.Conv2D(
-            self.num_embeddings, 1, data_format="channels_last", name="head_logits"
+            self.num_embeddings,
+            1,
+            data_format="channels_last",
+            name="head_logits",
         )
         # Per-instance cache of compiled sampling functions (not tracked).
         object.__setattr__(self, "_sampler_cache", {})
@@ -178,40 +179,48 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, dict):
             input_shape = input_shape["codes"]
-        elif isinstance(input_shape, (tuple, list)) and input_shape and isinstance(
-            input_shape[0], (tuple, list)
+        elif (
+            isinstance(input_shape, (tuple, list))
+            and input_shape
+            and isinstance(input_shape[0], (tuple, list))
         ):
             input_shape = input_shape[0]
         return tuple(input_shape) + (self.num_embeddings,)
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Like `keras.Model.compile`, with the loss defaulting to
-        ``SparseCategoricalCrossentropy(from_logits=True)``."""
+        `SparseCategoricalCrossentropy(from_logits=True)`."""
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
     # -------------------------------------------------------------- likelihood
     def log_prob(self, codes, labels=None, batch_size=256):
-        """Per-example log-likelihood ``log p(codes [| labels])`` in nats.
+        """Per-example log-likelihood `log p(codes [| labels])` in nats.
 
         Args:
-            codes: int array ``(N, H, W)``.
-            labels: int array ``(N,)`` (class-conditional models only).
+            codes: int array `(N, H, W)`.
+            labels: int array `(N,)` (class-conditional models only).
             batch_size: examples per forward pass.
 
         Returns:
-            float32 numpy array ``(N,)``: the sum over all ``H * W`` positions
-            of ``log softmax(logits)[code]``.
+            float32 numpy array `(N,)`: the sum over all `H * W` positions
+            of `log softmax(logits)[code]`.
         """
         codes = np.asarray(ops.convert_to_numpy(codes)).astype("int32")
         if labels is not None:
-            labels = np.asarray(ops.convert_to_numpy(labels)).astype("int32").reshape(-1)
+            labels = (
+                np.asarray(ops.convert_to_numpy(labels))
+                .astype("int32")
+                .reshape(-1)
+            )
         n = codes.shape[0]
         out = []
         for start in range(0, n, int(batch_size)):
             c = codes[start : start + batch_size]
-            inputs = c if labels is None else (c, labels[start : start + batch_size])
+            inputs = (
+                c if labels is None else (c, labels[start : start + batch_size])
+            )
             logits = ops.cast(self(inputs, training=False), "float32")
             logp = ops.log_softmax(logits, axis=-1)
             picked = ops.take_along_axis(
@@ -222,8 +231,12 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
             return np.zeros((0,), "float32")
         return np.concatenate(out).astype("float32")
 
-    def bits_per_dim(self, codes, labels=None, batch_size=256):
-        """Mean negative log-likelihood in bits per code position."""
+    def bits_per_code(self, codes, labels=None, batch_size=256):
+        """Mean negative log-likelihood in bits per code position.
+
+        This is the prior's own figure; the VQ-VAE's bound in bits per
+        pixel dimension is `keras_vqvae.metrics.vqvae_bits_per_dim`.
+        """
         lp = self.log_prob(codes, labels=labels, batch_size=batch_size)
         h, w = self.latent_shape
         return float(-np.mean(lp) / (h * w * math.log(2.0)))
@@ -232,16 +245,16 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
     def _sample_loop(self, uniforms, labels, inv_temperature):
         """Raster-order ancestral sampling written with keras.ops only.
 
-        ``uniforms``: float32 ``(H*W, n)`` in ``(0, 1]``; position ``p`` of
-        example ``b`` is drawn by inverse-CDF sampling of
-        ``softmax(logits * inv_temperature)`` with ``uniforms[p, b]``.
+        `uniforms`: float32 `(H*W, n)` in `(0, 1]`; position `p` of
+        example `b` is drawn by inverse-CDF sampling of
+        `softmax(logits * inv_temperature)` with `uniforms[p, b]`.
 
-        Two nested ``fori_loop``s. The vertical stack of row ``r`` only sees
-        rows ``< r``, so it is evaluated once per row (on the full grid);
+        Two nested `fori_loop`s. The vertical stack of row `r` only sees
+        rows `< r`, so it is evaluated once per row (on the full grid);
         inside the row only the (row-local) horizontal stack is re-run on
         that single row for every column, and the output head only on the
         one position being sampled. This gives exactly the logits of
-        ``call`` at ``~1/W`` of the cost of re-running the full network per
+        `call` at `~1/W` of the cost of re-running the full network per
         position.
         """
         h, w = self.latent_shape
@@ -271,7 +284,9 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
                 probs = ops.softmax(logits * inv_temperature, axis=-1)
                 cdf = ops.cumsum(probs, axis=-1)
                 u = ops.take(u_row, j, axis=0)[:, None] * cdf[:, -1:]
-                new = ops.minimum(ops.sum(ops.cast(cdf < u, "int32"), axis=-1), k - 1)
+                new = ops.minimum(
+                    ops.sum(ops.cast(cdf < u, "int32"), axis=-1), k - 1
+                )
                 return ops.where(col_ids == j, new[:, None], row)
 
             row = ops.fori_loop(0, w, col_body, ops.take(codes, r, axis=1))
@@ -280,7 +295,7 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
         return ops.fori_loop(0, h, row_body, codes0)
 
     def _get_sampler(self):
-        """Returns ``fn(uniforms, labels, inv_temperature) -> codes``,
+        """Returns `fn(uniforms, labels, inv_temperature) -> codes`,
         compiled for the current backend (built once per model; the
         backends' own caches key it by the batch size)."""
         backend = keras.backend.backend()
@@ -328,7 +343,9 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
                 with torch.no_grad():
                     return self._sample_loop(
                         ops.convert_to_tensor(uniforms),
-                        None if labels is None else ops.convert_to_tensor(labels),
+                        None
+                        if labels is None
+                        else ops.convert_to_tensor(labels),
                         float(inv_t),
                     )
 
@@ -345,33 +362,35 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
         return fn
 
     def _draw_uniforms(self, n, seed=None):
-        """float32 ``(H*W, n)`` uniforms in ``(0, 1]`` used by ``sample``."""
+        """float32 `(H*W, n)` uniforms in `(0, 1]` used by `sample`."""
         h, w = self.latent_shape
         rng = np.random.default_rng(seed)
         return (1.0 - rng.random((h * w, n))).astype("float32")
 
-    def sample(self, n, labels=None, temperature=1.0, seed=None, batch_size=None):
-        """Draws ``n`` code maps by ancestral sampling in raster order.
+    def sample(
+        self, n, labels=None, temperature=1.0, seed=None, batch_size=None
+    ):
+        """Draws `n` code maps by ancestral sampling in raster order.
 
-        The whole ``H * W``-step loop runs inside one compiled function
-        (``tf.function`` on TensorFlow, ``jax.jit`` on JAX; an eager
-        ``no_grad`` loop on PyTorch). The vertical stack is evaluated once
+        The whole `H * W`-step loop runs inside one compiled function
+        (`tf.function` on TensorFlow, `jax.jit` on JAX; an eager
+        `no_grad` loop on PyTorch). The vertical stack is evaluated once
         per row and the horizontal stack once per position on a single row
-        (see ``_sample_loop``); each position is drawn from
-        ``softmax(logits / temperature)`` by inverse-CDF sampling with
-        uniforms from ``numpy.random.default_rng(seed)``.
+        (see `_sample_loop`); each position is drawn from
+        `softmax(logits / temperature)` by inverse-CDF sampling with
+        uniforms from `numpy.random.default_rng(seed)`.
 
         Args:
             n: number of samples.
             labels: class-conditional models only: an int (same class for
-                all samples) or an int array ``(n,)``.
+                all samples) or an int array `(n,)`.
             temperature: softmax temperature (> 0); lower is greedier.
-            seed: int for reproducible samples, or ``None``.
-            batch_size: samples per compiled call (defaults to ``n``); the
+            seed: int for reproducible samples, or `None`.
+            batch_size: samples per compiled call (defaults to `n`); the
                 last chunk is padded so only one shape is ever compiled.
 
         Returns:
-            int32 numpy array ``(n, H, W)`` with values in ``[0, K)``.
+            int32 numpy array `(n, H, W)` with values in `[0, K)`.
         """
         n = int(n)
         temperature = float(temperature)
@@ -382,13 +401,19 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
                 raise ValueError(
                     "This prior is class conditional; pass `labels` to `sample`."
                 )
-            labels = np.asarray(ops.convert_to_numpy(labels)).astype("int32").reshape(-1)
+            labels = (
+                np.asarray(ops.convert_to_numpy(labels))
+                .astype("int32")
+                .reshape(-1)
+            )
             if labels.size == 1:
                 labels = np.full((n,), labels[0], "int32")
             if labels.shape[0] != n:
                 raise ValueError(f"Expected {n} labels, got {labels.shape[0]}.")
         elif labels is not None:
-            raise ValueError("Labels were given but this prior is unconditional.")
+            raise ValueError(
+                "Labels were given but this prior is unconditional."
+            )
 
         h, w = self.latent_shape
         if n == 0:
@@ -403,20 +428,17 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
             lab = None if labels is None else labels[start : start + bs]
             m = u.shape[1]
             if m < bs:  # pad to a single compiled shape
-                u = np.concatenate([u, np.ones((h * w, bs - m), "float32")], axis=1)
+                u = np.concatenate(
+                    [u, np.ones((h * w, bs - m), "float32")], axis=1
+                )
                 if lab is not None:
                     lab = np.concatenate([lab, np.zeros((bs - m,), "int32")])
             codes = fn(u, lab, 1.0 / temperature)
             out.append(np.asarray(ops.convert_to_numpy(codes))[:m])
         return np.concatenate(out, axis=0).astype("int32")
 
-    # ------------------------------------------------------------------ config
     def get_config(self):
-        config = {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
+        config = super().get_config()
         config.update(
             {
                 "num_embeddings": self.num_embeddings,
@@ -429,10 +451,3 @@ class PixelCNNPrior(PresetMixin, CompileOnLoadMixin, keras.Model):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

@@ -41,6 +41,24 @@ class VectorQuantizer(keras.layers.Layer):
         seed: int or None. Seed for k-means initialisation and restarts.
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
+    Call arguments:
+        inputs: float tensor `(..., embedding_dim)`.
+        training: bool. In training mode, and only if the layer is
+            trainable, the layer updates its state: k-means
+            initialisation, dead-code restarts (and, for
+            `VectorQuantizerEMA`, the moving averages).
+        return_indices: bool. Also return the code indices.
+
+    Returns:
+        The quantised tensor of the input's shape (straight-through
+        gradients to the input), and with `return_indices` the int32
+        indices of shape `inputs.shape[:-1]`.
+
+    Note on `trainable = False`: a frozen quantiser keeps its codebook and
+    statistics even when called with `training=True` (as
+    `keras.layers.BatchNormalization` keeps its moving statistics), so a
+    VQ-VAE can be fine-tuned around a fixed codebook.
+
     Example:
 
     >>> quantizer = VectorQuantizer(num_embeddings=512, embedding_dim=64)
@@ -165,6 +183,8 @@ class VectorQuantizer(keras.layers.Layer):
         self._check_input_dtype(inputs)
         z = ops.cast(inputs, "float32")
         flat = ops.reshape(z, (-1, self.embedding_dim))
+        # A frozen layer keeps its state, as BatchNormalization does.
+        training = bool(training) and self.trainable
         if training and self.kmeans_init:
             self._initialize_with_kmeans(flat)
         codebook = self.codebook.value
@@ -252,7 +272,9 @@ class VectorQuantizer(keras.layers.Layer):
                 f"`lookup` expects integer code indices in [0, "
                 f"{self.num_embeddings}); received dtype {dtype}."
             )
-        vectors = ops.take(self.codebook.value, ops.cast(indices, "int32"), axis=0)
+        vectors = ops.take(
+            self.codebook.value, ops.cast(indices, "int32"), axis=0
+        )
         return ops.cast(vectors, self.compute_dtype)
 
     def _record_statistics(self, counts):
@@ -264,9 +286,10 @@ class VectorQuantizer(keras.layers.Layer):
         )
 
     def _restart_dead_codes(self, flat_inputs, counts):
-        usage = self.usage_decay * self.code_usage + (
-            1.0 - self.usage_decay
-        ) * counts
+        usage = (
+            self.usage_decay * self.code_usage
+            + (1.0 - self.usage_decay) * counts
+        )
         self.code_usage.assign(usage)
         dead = (usage < self.dead_code_threshold)[:, None]
         candidates = self._random_rows(flat_inputs, self.num_embeddings)

@@ -10,43 +10,57 @@ class ResidualStack(keras.layers.Layer):
     decoder (and DeepMind's Sonnet reference).
 
     Args:
-        num_hiddens: int. Channels of the input and output.
+        hidden_dim: int. Channels of the input and output.
         num_residual_layers: int. Number of residual blocks.
-        num_residual_hiddens: int. Channels of each block's 3x3 convolution.
-        **kwargs: base layer keyword arguments.
+        residual_hidden_dim: int. Channels of each block's 3x3 convolution.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: float tensor `(batch, height, width, hidden_dim)`.
+
+    Returns:
+        A tensor of the input's shape.
 
     Example:
 
     >>> stack = ResidualStack(128, num_residual_layers=2,
-    ...                       num_residual_hiddens=32)
+    ...                       residual_hidden_dim=32)
     >>> stack(keras.ops.zeros((1, 8, 8, 128))).shape
     (1, 8, 8, 128)
     """
 
     def __init__(
-        self, num_hiddens, num_residual_layers, num_residual_hiddens, **kwargs
+        self, hidden_dim, num_residual_layers, residual_hidden_dim, **kwargs
     ):
         super().__init__(**kwargs)
-        self.num_hiddens = num_hiddens
-        self.num_residual_layers = num_residual_layers
-        self.num_residual_hiddens = num_residual_hiddens
+        # === Layers ===
         self.convs3x3 = [
             keras.layers.Conv2D(
-                num_residual_hiddens, 3, padding="same", name=f"res3x3_{i}"
+                residual_hidden_dim,
+                3,
+                padding="same",
+                dtype=self.dtype_policy,
+                name=f"res3x3_{i}",
             )
             for i in range(num_residual_layers)
         ]
         self.convs1x1 = [
-            keras.layers.Conv2D(num_hiddens, 1, name=f"res1x1_{i}")
+            keras.layers.Conv2D(
+                hidden_dim, 1, dtype=self.dtype_policy, name=f"res1x1_{i}"
+            )
             for i in range(num_residual_layers)
         ]
+        # === Config ===
+        self.hidden_dim = hidden_dim
+        self.num_residual_layers = num_residual_layers
+        self.residual_hidden_dim = residual_hidden_dim
 
     def build(self, input_shape):
-        if input_shape[-1] != self.num_hiddens:
+        if input_shape[-1] != self.hidden_dim:
             raise ValueError(
-                f"ResidualStack(num_hiddens={self.num_hiddens}) expects inputs "
-                f"of shape (batch, height, width, {self.num_hiddens}); "
-                f"received shape {tuple(input_shape)}."
+                f"ResidualStack(hidden_dim={self.hidden_dim}) expects inputs "
+                f"of shape (batch, height, width, {self.hidden_dim}). "
+                f"Received: input_shape={tuple(input_shape)}"
             )
         for conv3x3, conv1x1 in zip(self.convs3x3, self.convs1x1):
             conv3x3.build(input_shape)
@@ -66,9 +80,9 @@ class ResidualStack(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "num_hiddens": self.num_hiddens,
+                "hidden_dim": self.hidden_dim,
                 "num_residual_layers": self.num_residual_layers,
-                "num_residual_hiddens": self.num_residual_hiddens,
+                "residual_hidden_dim": self.residual_hidden_dim,
             }
         )
         return config

@@ -1,23 +1,30 @@
 import keras
 from keras import ops
 
-from keras_vqvae.layers.residual_stack import ResidualStack
+from keras_vqvae.layers.conv2d.residual_stack import ResidualStack
 
 
 @keras.saving.register_keras_serializable(package="keras_vqvae")
 class Encoder(keras.layers.Layer):
-    """The paper's encoder: strided 4x4 convolutions, then residual blocks.
+    """The paper's image encoder: strided 4x4 convolutions, residual blocks.
 
     `num_downsamples` stride-2 4x4 convolutions (each followed by ReLU; all
-    but the last with `num_hiddens // 2` channels), a 3x3 convolution and a
+    but the last with `hidden_dim // 2` channels), a 3x3 convolution and a
     `ResidualStack`. The spatial size shrinks by `2 ** num_downsamples`.
 
     Args:
-        num_hiddens: int. Channels of the output.
+        hidden_dim: int. Channels of the output.
         num_residual_layers: int. Residual blocks at the end.
-        num_residual_hiddens: int. Channels inside each residual block.
+        residual_hidden_dim: int. Channels inside each residual block.
         num_downsamples: int. Number of stride-2 convolutions.
-        **kwargs: base layer keyword arguments.
+        **kwargs: base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: float images `(batch, height, width, channels)`.
+
+    Returns:
+        A tensor `(batch, height / 2**num_downsamples,
+        width / 2**num_downsamples, hidden_dim)`.
 
     Example:
 
@@ -28,40 +35,49 @@ class Encoder(keras.layers.Layer):
 
     def __init__(
         self,
-        num_hiddens,
+        hidden_dim,
         num_residual_layers,
-        num_residual_hiddens,
+        residual_hidden_dim,
         num_downsamples=2,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if num_downsamples < 1:
             raise ValueError(
-                f"`num_downsamples` must be >= 1; received {num_downsamples}."
+                "`num_downsamples` must be >= 1. "
+                f"Received: num_downsamples={num_downsamples}"
             )
-        self.num_hiddens = num_hiddens
-        self.num_residual_layers = num_residual_layers
-        self.num_residual_hiddens = num_residual_hiddens
-        self.num_downsamples = num_downsamples
+        # === Layers ===
         self.downsamples = [
             keras.layers.Conv2D(
-                num_hiddens if i == num_downsamples - 1 else num_hiddens // 2,
+                hidden_dim if i == num_downsamples - 1 else hidden_dim // 2,
                 4,
                 strides=2,
                 padding="same",
+                dtype=self.dtype_policy,
                 name=f"down_{i}",
             )
             for i in range(num_downsamples)
         ]
         self.conv = keras.layers.Conv2D(
-            num_hiddens, 3, padding="same", name="conv3x3"
+            hidden_dim,
+            3,
+            padding="same",
+            dtype=self.dtype_policy,
+            name="conv3x3",
         )
         self.residual_stack = ResidualStack(
-            num_hiddens,
+            hidden_dim,
             num_residual_layers,
-            num_residual_hiddens,
+            residual_hidden_dim,
+            dtype=self.dtype_policy,
             name="residual_stack",
         )
+        # === Config ===
+        self.hidden_dim = hidden_dim
+        self.num_residual_layers = num_residual_layers
+        self.residual_hidden_dim = residual_hidden_dim
+        self.num_downsamples = num_downsamples
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -85,9 +101,9 @@ class Encoder(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "num_hiddens": self.num_hiddens,
+                "hidden_dim": self.hidden_dim,
                 "num_residual_layers": self.num_residual_layers,
-                "num_residual_hiddens": self.num_residual_hiddens,
+                "residual_hidden_dim": self.residual_hidden_dim,
                 "num_downsamples": self.num_downsamples,
             }
         )

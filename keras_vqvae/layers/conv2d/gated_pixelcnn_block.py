@@ -1,36 +1,36 @@
 """Gated PixelCNN block (van den Oord et al. 2016, "Conditional Image
 Generation with PixelCNN Decoders") without blind spot.
 
-The block keeps two feature maps of the same shape ``(B, H, W, C)``:
+The block keeps two feature maps of the same shape `(B, H, W, C)`:
 
-* the **vertical stack** ``v``: the features at row ``i`` depend only on
-  the inputs in rows *strictly above* ``i`` (any column within the
+* the **vertical stack** `v`: the features at row `i` depend only on
+  the inputs in rows *strictly above* `i` (any column within the
   receptive field);
-* the **horizontal stack** ``h``: the features at ``(i, j)`` depend only on
-  inputs at raster positions *strictly before* ``(i, j)``: the same row to
-  the left of ``j`` and (through the vertical stack) every row above.
+* the **horizontal stack** `h`: the features at `(i, j)` depend only on
+  inputs at raster positions *strictly before* `(i, j)`: the same row to
+  the left of `j` and (through the vertical stack) every row above.
 
 Causality is enforced by *shifted* convolutions instead of masked kernels,
 so no weight is wasted and nothing has to be re-masked after an optimizer
 step:
 
-* vertical: an explicit zero padding of ``k // 2`` rows on top (and
-  ``k // 2`` columns on both sides) followed by a ``(k // 2 + 1, k)``
-  ``"valid"`` convolution, so output row ``i`` sees input rows
-  ``i - k // 2 .. i``. In the first block (``mask_type="A"``) the input is
+* vertical: an explicit zero padding of `k // 2` rows on top (and
+  `k // 2` columns on both sides) followed by a `(k // 2 + 1, k)`
+  `"valid"` convolution, so output row `i` sees input rows
+  `i - k // 2 .. i`. In the first block (`mask_type="A"`) the input is
   additionally shifted down by one row, which is what makes "rows strictly
   above" hold; later blocks keep that invariant.
-* horizontal: ``k // 2`` columns of zero padding on the left and a
-  ``(1, k // 2 + 1)`` ``"valid"`` convolution, so output column ``j`` sees
-  input columns ``j - k // 2 .. j`` of the same row (mask type B). In the
+* horizontal: `k // 2` columns of zero padding on the left and a
+  `(1, k // 2 + 1)` `"valid"` convolution, so output column `j` sees
+  input columns `j - k // 2 .. j` of the same row (mask type B). In the
   first block (mask type A) the input is shifted right by one column first,
   so the current pixel is excluded.
 * the vertical -> horizontal link is a 1x1 convolution of the vertical
   pre-activations. They only see rows strictly above, including the columns
-  to the right of ``j`` -- which is exactly what removes the blind spot of
+  to the right of `j` -- which is exactly what removes the blind spot of
   the original PixelCNN.
 
-Gates are ``tanh(a) * sigmoid(b)``; an optional class embedding is added as
+Gates are `tanh(a) * sigmoid(b)`; an optional class embedding is added as
 a bias to both halves of both stacks. The horizontal stack has a 1x1
 convolution and a residual connection (not in the first, type-A block,
 whose input still contains the current pixel).
@@ -62,29 +62,29 @@ class GatedPixelCNNBlock(keras.layers.Layer):
     """One gated PixelCNN layer acting on a (vertical, horizontal) pair.
 
     Args:
-        filters: number of channels ``C`` of both stacks (input and output).
-        kernel_size: odd kernel size ``k``. The vertical convolution is
-            ``(k // 2 + 1) x k`` and the horizontal one ``1 x (k // 2 + 1)``.
-        mask_type: ``"A"`` for the first block (the current pixel is
-            excluded; input ``v`` and ``h`` are the same embedded codes) or
-            ``"B"`` for every later block.
+        hidden_dim: int. Number of channels `C` of both stacks (input and output).
+        kernel_size: odd kernel size `k`. The vertical convolution is
+            `(k // 2 + 1) x k` and the horizontal one `1 x (k // 2 + 1)`.
+        mask_type: `"A"` for the first block (the current pixel is
+            excluded; input `v` and `h` are the same embedded codes) or
+            `"B"` for every later block.
         residual: add a residual connection to the horizontal stack.
-            Defaults to ``True`` for type B and ``False`` for type A.
-        num_classes: if not ``None``, ``call`` accepts integer ``labels`` of
-            shape ``(B,)`` and adds a learned per-class bias to the gates.
+            Defaults to `True` for type B and `False` for type A.
+        num_classes: if not `None`, `call` accepts integer `labels` of
+            shape `(B,)` and adds a learned per-class bias to the gates.
 
     Call arguments:
-        v: vertical stack, ``(B, H, W, C)``.
-        h: horizontal stack, ``(B, H, W, C)``.
-        labels: optional int labels ``(B,)`` (class-conditional only).
+        v: vertical stack, `(B, H, W, C)`.
+        h: horizontal stack, `(B, H, W, C)`.
+        labels: optional int labels `(B,)` (class-conditional only).
 
     Returns:
-        ``(v_out, h_out)``, both ``(B, H, W, C)``.
+        `(v_out, h_out)`, both `(B, H, W, C)`.
     """
 
     def __init__(
         self,
-        filters,
+        hidden_dim,
         kernel_size=5,
         mask_type="B",
         residual=None,
@@ -99,11 +99,15 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             )
         mask_type = str(mask_type).upper()
         if mask_type not in ("A", "B"):
-            raise ValueError(f"`mask_type` must be 'A' or 'B', got {mask_type!r}.")
-        self.filters = int(filters)
+            raise ValueError(
+                f"`mask_type` must be 'A' or 'B', got {mask_type!r}."
+            )
+        self.hidden_dim = int(hidden_dim)
         self.kernel_size = kernel_size
         self.mask_type = mask_type
-        self.residual = (mask_type == "B") if residual is None else bool(residual)
+        self.residual = (
+            (mask_type == "B") if residual is None else bool(residual)
+        )
         if self.residual and mask_type == "A":
             raise ValueError(
                 "A type-A block cannot have a residual connection: its input "
@@ -113,12 +117,18 @@ class GatedPixelCNNBlock(keras.layers.Layer):
 
         p = kernel_size // 2
         self._pad = p
-        c2 = 2 * self.filters
+        c2 = 2 * self.hidden_dim
         conv_kw = dict(padding="valid", data_format="channels_last")
-        self.v_conv = keras.layers.Conv2D(c2, (p + 1, kernel_size), name="v_conv", **conv_kw)
-        self.h_conv = keras.layers.Conv2D(c2, (1, p + 1), name="h_conv", **conv_kw)
+        self.v_conv = keras.layers.Conv2D(
+            c2, (p + 1, kernel_size), name="v_conv", **conv_kw
+        )
+        self.h_conv = keras.layers.Conv2D(
+            c2, (1, p + 1), name="h_conv", **conv_kw
+        )
         self.v_to_h = keras.layers.Conv2D(c2, 1, name="v_to_h", **conv_kw)
-        self.h_out = keras.layers.Conv2D(self.filters, 1, name="h_out", **conv_kw)
+        self.h_out = keras.layers.Conv2D(
+            self.hidden_dim, 1, name="h_out", **conv_kw
+        )
         if self.num_classes is not None:
             # One embedding row per class: [v_gate_bias (2C), h_gate_bias (2C)].
             self.class_bias = keras.layers.Embedding(
@@ -131,11 +141,11 @@ class GatedPixelCNNBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         b, h, w, c = input_shape
-        if c is not None and c != self.filters:
+        if c is not None and c != self.hidden_dim:
             raise ValueError(
-                f"Expected {self.filters} input channels, got shape {input_shape}."
+                f"Expected {self.hidden_dim} input channels, got shape {input_shape}."
             )
-        c = self.filters
+        c = self.hidden_dim
         p = self._pad
         hp = None if h is None else h + p
         wp2 = None if w is None else w + 2 * p
@@ -164,10 +174,10 @@ class GatedPixelCNNBlock(keras.layers.Layer):
     def vertical(self, v, labels=None):
         """Vertical stack only.
 
-        Returns ``(v_feat, v_out)``: the (class-biased) pre-activations
-        ``(B, H, W, 2C)``, which feed the horizontal stack, and the gated
-        output ``(B, H, W, C)``, which feeds the next block. Row ``i`` of
-        both only depends on rows ``< i`` of the original input.
+        Returns `(v_feat, v_out)`: the (class-biased) pre-activations
+        `(B, H, W, 2C)`, which feed the horizontal stack, and the gated
+        output `(B, H, W, C)`, which feeds the next block. Row `i` of
+        both only depends on rows `< i` of the original input.
         """
         p = self._pad
         if self.mask_type == "A":
@@ -179,10 +189,10 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         return v_feat, _gate(v_feat)
 
     def horizontal(self, h, v_feat, labels=None):
-        """Horizontal stack given the vertical pre-activations ``v_feat``.
+        """Horizontal stack given the vertical pre-activations `v_feat`.
 
         Every operation is row-local, so this can be evaluated on a single
-        row ``(B, 1, W, C)`` together with the matching row of ``v_feat``
+        row `(B, 1, W, C)` together with the matching row of `v_feat`
         (used by the fast sampler).
         """
         p = self._pad
@@ -209,7 +219,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "filters": self.filters,
+                "hidden_dim": self.hidden_dim,
                 "kernel_size": self.kernel_size,
                 "mask_type": self.mask_type,
                 "residual": self.residual,

@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from keras_vqvae.layers.vector_quantizer import VectorQuantizer
+from keras_vqvae.layers.quantization.vector_quantizer import VectorQuantizer
 
 
 @keras.saving.register_keras_serializable(package="keras_vqvae")

@@ -1,0 +1,1 @@
+"""2-D convolutional blocks: the image encoder, decoder and PixelCNN prior."""

@@ -1,0 +1,1 @@
+"""Vector quantisers, shared by every modality (any `(..., D)` input)."""

@@ -1,0 +1,248 @@
+"""The training logic and code API shared by every VQ-VAE model."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_vqvae.layers import VectorQuantizer
+from keras_vqvae.layers import VectorQuantizerEMA
+from keras_vqvae.models.base import Model
+
+QUANTIZERS = ("ema", "vq")
+
+
+class VQVAEBase(Model):
+    """Encoder, pre-quantisation projection, vector quantiser and decoder.
+
+    The modality-free part of a VQ-VAE: the quantiser, the loss, the
+    metric trackers and the `encode` / `decode` API. A subclass creates
+    `self.encoder`, `self.pre_quantization` (to `embedding_dim` channels)
+    and `self.decoder` for its kind of signal, and defines `latent_shape`,
+    `preprocess` / `postprocess` (its raw inputs, e.g. uint8 pixels, to and
+    from the model's float range) and `check_inputs`.
+
+    `fit` minimises `mean((x - x_hat)^2) / data_variance + vq_loss` and
+    logs `loss`, `reconstruction_loss`, `vq_loss`, `perplexity` and
+    `codebook_usage` (the fraction of the K codes used by the batch). The
+    training logic is `compute_loss` plus `keras.metrics.Mean` trackers,
+    Keras 3's way of writing a custom train step once for all backends.
+
+    Args:
+        num_embeddings: int. Codebook size K.
+        embedding_dim: int. Code size D.
+        quantizer: `"ema"` for `VectorQuantizerEMA` (the appendix variant)
+            or `"vq"` for `VectorQuantizer` (codebook loss).
+        commitment_cost: float. Beta of the commitment loss (0.25).
+        decay: float. EMA decay of the `"ema"` quantizer.
+        epsilon: float. Laplace smoothing of the `"ema"` quantizer.
+        kmeans_init: bool. Initialise the codebook by k-means on the first
+            training batch.
+        dead_code_threshold: float. Restart codes used less than this many
+            times per batch (moving average); 0 disables restarts.
+        data_variance: float. The reconstruction loss is divided by it, as
+            in the reference implementation (the variance of the normalised
+            training data); 1.0 gives the plain mean squared error.
+        seed: int or None. Seed of the quantiser's random choices.
+        **kwargs: `keras.Model` keyword arguments such as `name` and
+            `dtype`.
+    """
+
+    def __init__(
+        self,
+        num_embeddings=512,
+        embedding_dim=64,
+        quantizer="ema",
+        commitment_cost=0.25,
+        decay=0.99,
+        epsilon=1e-5,
+        kmeans_init=False,
+        dead_code_threshold=0.0,
+        data_variance=1.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if quantizer not in QUANTIZERS:
+            raise ValueError(
+                f"`quantizer` must be one of {QUANTIZERS}. "
+                f"Received: quantizer={quantizer!r}"
+            )
+        # === Layers ===
+        quantizer_kwargs = dict(
+            commitment_cost=commitment_cost,
+            kmeans_init=kmeans_init,
+            dead_code_threshold=dead_code_threshold,
+            seed=seed,
+            dtype=self.dtype_policy,
+            name="quantizer",
+        )
+        if quantizer == "ema":
+            self.quantizer = VectorQuantizerEMA(
+                num_embeddings,
+                embedding_dim,
+                decay=decay,
+                epsilon=epsilon,
+                **quantizer_kwargs,
+            )
+        else:
+            self.quantizer = VectorQuantizer(
+                num_embeddings, embedding_dim, **quantizer_kwargs
+            )
+        self.reconstruction_loss_tracker = keras.metrics.Mean(
+            name="reconstruction_loss"
+        )
+        self.vq_loss_tracker = keras.metrics.Mean(name="vq_loss")
+        self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
+        self.codebook_usage_tracker = keras.metrics.Mean(name="codebook_usage")
+
+        # === Config ===
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.quantizer_type = quantizer
+        self.commitment_cost = commitment_cost
+        self.decay = decay
+        self.epsilon = epsilon
+        self.kmeans_init = kmeans_init
+        self.dead_code_threshold = dead_code_threshold
+        self.data_variance = float(data_variance)
+        self.seed = seed
+
+    def call(self, inputs, training=None):
+        self.check_inputs(inputs)
+        z = self.pre_quantization(self.encoder(inputs))
+        quantized = self.quantizer(z, training=training)
+        return self.decoder(quantized)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        target = x if y is None else y
+        error = ops.cast(target, "float32") - ops.cast(y_pred, "float32")
+        reconstruction_loss = ops.mean(ops.square(error)) / self.data_variance
+        # Python's sum: `ops.sum` of the list breaks tracing under JAX.
+        vq_loss = sum(self.losses) if self.losses else 0.0
+        self.reconstruction_loss_tracker.update_state(reconstruction_loss)
+        self.vq_loss_tracker.update_state(vq_loss)
+        self.perplexity_tracker.update_state(self.quantizer.batch_perplexity)
+        self.codebook_usage_tracker.update_state(
+            self.quantizer.batch_codebook_usage
+        )
+        return reconstruction_loss + vq_loss
+
+    def compile(self, optimizer="auto", **kwargs):
+        """Configures training; `"auto"` is Adam with learning rate 3e-4.
+
+        Args:
+            optimizer: optimizer instance or name; `"auto"` uses
+                `keras.optimizers.Adam(3e-4)`, the reference setting.
+            **kwargs: other `keras.Model.compile` arguments. A `loss` is not
+                needed: the model computes its own.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(learning_rate=3e-4)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def encode(self, inputs, batch_size=256):
+        """Encodes raw inputs (or inputs in the model's range) to codes.
+
+        Args:
+            inputs: raw inputs (e.g. uint8 images), or float inputs already
+                in the model's range.
+            batch_size: int. Inputs per forward pass.
+
+        Returns:
+            int32 numpy array `(N,) + latent_shape`.
+        """
+        return self._map_batches(self._encode_batch, inputs, batch_size)
+
+    def decode_codes(self, indices, batch_size=256):
+        """Decodes code maps to outputs in the model's float range.
+
+        Args:
+            indices: int array `(N,) + latent_shape`, values in `[0, K)`.
+            batch_size: int. Code maps per forward pass.
+
+        Returns:
+            float numpy array of the decoded signals.
+        """
+        indices = self._check_indices(np.asarray(indices))
+        return self._map_batches(self._decode_batch, indices, batch_size)
+
+    def reconstruct(self, inputs, batch_size=256):
+        """Encodes and decodes: raw inputs give raw outputs.
+
+        Args:
+            inputs: raw inputs (returns raw outputs, e.g. uint8 images), or
+                float inputs in the model's range (returns floats).
+            batch_size: int. Inputs per forward pass.
+
+        Returns:
+            numpy array of the input's shape.
+        """
+        outputs = self._map_batches(
+            lambda x: self._decode_batch(self._encode_batch(x)),
+            inputs,
+            batch_size,
+        )
+        return self.postprocess(outputs) if _is_integer(inputs) else outputs
+
+    def _encode_batch(self, inputs):
+        if _is_integer(inputs):
+            inputs = self.preprocess(inputs)
+        self.check_inputs(inputs)
+        return self.quantizer.get_indices(
+            self.pre_quantization(self.encoder(inputs))
+        )
+
+    def _decode_batch(self, indices):
+        return self.decoder(self.quantizer.lookup(indices))
+
+    def _check_indices(self, indices):
+        expected = (None,) + tuple(self.latent_shape)
+        if indices.ndim != len(expected):
+            raise ValueError(
+                "Expected code maps of shape (batch,) + "
+                f"{tuple(self.latent_shape)}. "
+                f"Received: shape={indices.shape}"
+            )
+        if indices.size and (
+            indices.min() < 0 or indices.max() >= self.num_embeddings
+        ):
+            raise ValueError(
+                f"Code indices must lie in [0, {self.num_embeddings}). "
+                f"Received values in [{indices.min()}, {indices.max()}]."
+            )
+        return indices
+
+    def _map_batches(self, fn, array, batch_size):
+        array = np.asarray(array)
+        outputs = [
+            ops.convert_to_numpy(
+                fn(ops.convert_to_tensor(array[i : i + batch_size]))
+            )
+            for i in range(0, len(array), batch_size)
+        ]
+        return np.concatenate(outputs) if outputs else np.zeros((0,))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_embeddings": self.num_embeddings,
+                "embedding_dim": self.embedding_dim,
+                "quantizer": self.quantizer_type,
+                "commitment_cost": self.commitment_cost,
+                "decay": self.decay,
+                "epsilon": self.epsilon,
+                "kmeans_init": self.kmeans_init,
+                "dead_code_threshold": self.dead_code_threshold,
+                "data_variance": self.data_variance,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def _is_integer(array):
+    dtype = keras.backend.standardize_dtype(array.dtype)
+    return "int" in dtype

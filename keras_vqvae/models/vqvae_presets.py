@@ -1,0 +1,62 @@
+"""The bundled `VQVAE` presets: the one source of their architectures.
+
+Each entry names the preset, describes it, and gives the constructor
+arguments it was trained with (`keras-vqvae train --architecture NAME`
+reads them; the tools and tests too). Measured numbers live in each
+preset's `metadata.json`. A test checks that every bundled `config.json`
+holds its entry's `config`.
+"""
+
+# MNIST-sized digits and clothes: 28x28x1 -> 7x7 codes, K = 128.
+_MNIST_LIKE = {
+    "image_shape": (28, 28, 1),
+    "num_embeddings": 128,
+    "embedding_dim": 32,
+    "hidden_dim": 64,
+    "num_residual_layers": 2,
+    "residual_hidden_dim": 32,
+    "num_downsamples": 2,
+    "quantizer": "ema",
+    "kmeans_init": True,
+    "dead_code_threshold": 1.0,
+}
+
+# The paper's CIFAR-10 model, with the widths of DeepMind's Sonnet example.
+# k-means initialisation and dead-code restarts are our additions.
+_CIFAR10 = {
+    "image_shape": (32, 32, 3),
+    "num_embeddings": 512,
+    "embedding_dim": 64,
+    "hidden_dim": 128,
+    "num_residual_layers": 2,
+    "residual_hidden_dim": 32,
+    "num_downsamples": 2,
+    "quantizer": "ema",
+    "kmeans_init": True,
+    "dead_code_threshold": 1.0,
+}
+
+VQVAE_PRESETS = {
+    "mnist": {
+        "description": "MNIST digits, 28x28x1 -> 7x7 codes, K = 128 (default).",
+        "tfds": "mnist",
+        "config": _MNIST_LIKE,
+    },
+    "fashion_mnist": {
+        "description": "Fashion-MNIST, 28x28x1 -> 7x7 codes, K = 128.",
+        "tfds": "fashion_mnist",
+        "config": _MNIST_LIKE,
+    },
+    "cifar10": {
+        "description": "CIFAR-10, 32x32x3 -> 8x8 codes, K = 512 (the "
+        "paper's CIFAR-10 model).",
+        "tfds": "cifar10",
+        "config": _CIFAR10,
+    },
+    "imagenet_128": {
+        "description": "128x128x3 -> 32x32 codes, K = 512 (the paper's "
+        "ImageNet shapes) with the cifar10 widths.",
+        "tfds": "imagenet2012",
+        "config": {**_CIFAR10, "image_shape": (128, 128, 3)},
+    },
+}

@@ -1,0 +1,504 @@
+"""Workflows over presets: train, train a prior, evaluate, reconstruct, sample.
+
+Each is a plain function (the CLI parses arguments and calls them; the
+tools and guides call them too). Data goes one way: a source is loaded for
+the model (`data.load_split(..., model=model)`), the model is fitted or
+measured (`measure_*`), and the numbers go to the preset's metadata and
+model card.
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_vqvae import data
+from keras_vqvae import metrics
+from keras_vqvae.errors import NaNLossError
+from keras_vqvae.errors import PresetError
+from keras_vqvae.models import PIXELCNN_PRIOR_PRESETS
+from keras_vqvae.models import VQVAE
+from keras_vqvae.models import VQVAE_PRESETS
+from keras_vqvae.models import PixelCNNPrior
+from keras_vqvae.presets import PresetFolder
+from keras_vqvae.visualization import reconstruction_rows
+from keras_vqvae.visualization import save_image_grid
+
+# --- Measurements -----------------------------------------------------------
+
+
+def measure_reconstructions(model, images, batch_size=256):
+    """Reconstruction metrics of `model` on uint8 `images`.
+
+    Args:
+        model: a `VQVAE`.
+        images: uint8 array `(N, H, W, C)`.
+        batch_size: images per forward pass.
+
+    Returns:
+        dict with `mse` (mean squared error on the 0..1 scale over all
+        pixels), `psnr_db` (from that MSE, i.e. the data set's PSNR, not a
+        mean of per-image PSNRs), `mean_image_psnr_db`, and the codebook
+        `perplexity`, `codebook_usage` and `codes_used` over the whole set.
+    """
+    codes = model.encode(images, batch_size=batch_size)
+    reconstructions = model.decode_indices(codes, batch_size=batch_size)
+    return {
+        "mse": metrics.mse01(images, reconstructions),
+        "psnr_db": metrics.psnr(images, reconstructions),
+        "mean_image_psnr_db": float(
+            np.mean(metrics.psnr(images, reconstructions, per_image=True))
+        ),
+        **metrics.code_statistics(codes, model.num_embeddings),
+    }
+
+
+def measure_bits_per_dim(model, prior, images, labels=None, batch_size=256):
+    """The VQ-VAE's bits/dim on uint8 `images`, as in the paper.
+
+    The decoder's likelihood is a Gaussian around the reconstruction,
+    discretised to the 256 pixel values, with one standard deviation: the
+    root-mean-square reconstruction error on these images. The prior adds
+    its negative log-likelihood of the codes.
+
+    Returns:
+        dict with `bits_per_dim` (the bound), `decoder_bits_per_dim`,
+        `prior_bits_per_dim` (both per pixel dimension),
+        `prior_bits_per_code` and `decoder_scale`.
+    """
+    codes = model.encode(images, batch_size=batch_size)
+    means = model.decode_indices(codes, batch_size=batch_size, as_uint8=False)
+    means = means.astype("float64")
+    targets = np.asarray(model.preprocess(images))
+    scale = float(np.sqrt(np.mean((targets - means) ** 2)))
+    decoder_nll = metrics.discretized_gaussian_nll(
+        images, means, scale, model.normalization
+    )
+    prior_nll = -prior.log_prob(codes, labels=labels, batch_size=batch_size)
+    return {
+        **metrics.bits_per_dim(
+            decoder_nll, prior_nll, int(np.prod(images.shape[1:]))
+        ),
+        "prior_bits_per_code": float(
+            np.mean(prior_nll) / (codes[0].size * math.log(2.0))
+        ),
+        "decoder_scale": scale,
+    }
+
+
+# --- Pictures ----------------------------------------------------------------
+
+
+def _grid_scale(model):
+    return max(1, 64 // model.image_shape[0])
+
+
+def write_reconstruction_grid(model, images, path, grid_images=32):
+    """PNG of evenly spaced originals (odd rows) above their reconstructions.
+
+    Evenly spaced, because test splits are often grouped by class.
+    """
+    count = min(grid_images, len(images))
+    shown = images[np.linspace(0, len(images) - 1, count).astype(int)]
+    rows = reconstruction_rows(shown, model.reconstruct(shown), min(8, count))
+    return save_image_grid(path, rows, scale=_grid_scale(model))
+
+
+def sample_images(model, prior, count, labels=None, temperature=1.0, seed=0):
+    """Samples `count` code maps from `prior` and decodes them with `model`.
+
+    For a class-conditional prior without `labels`, the samples cycle
+    through the classes.
+    """
+    if prior.num_classes and labels is None:
+        labels = np.arange(count) % prior.num_classes
+    codes = prior.sample(
+        count, labels=labels, temperature=temperature, seed=seed
+    )
+    return model.decode_indices(codes)
+
+
+def write_sample_grid(model, images, path):
+    return save_image_grid(path, images, columns=8, scale=_grid_scale(model))
+
+
+# --- Evaluation --------------------------------------------------------------
+
+
+def evaluate_preset(
+    preset,
+    source,
+    split="test",
+    limit=None,
+    grid_path=None,
+    grid_images=32,
+    batch_size=256,
+    bits_per_dim=False,
+):
+    """Loads a preset, measures it on a data split, optionally draws a grid.
+
+    Args:
+        preset: bundled name, folder or `hf://owner/repo`.
+        source: data source for `keras_vqvae.data.load_split`.
+        split: data split to evaluate.
+        limit: evaluate on at most this many images.
+        grid_path: if set, write a PNG of originals above their
+            reconstructions (`write_reconstruction_grid`).
+        grid_images: number of images in the grid.
+        batch_size: images per forward pass.
+        bits_per_dim: also compute bits/dim with the preset's prior.
+
+    Returns:
+        dict of metrics (see `measure_reconstructions`) plus `images`.
+    """
+    folder = PresetFolder.resolve(preset)
+    model = VQVAE.from_preset(folder.path)
+    images, labels = data.load_split(source, split, model=model, limit=limit)
+    results = measure_reconstructions(model, images, batch_size=batch_size)
+    results["images"] = int(len(images))
+    if grid_path:
+        write_reconstruction_grid(model, images, grid_path, grid_images)
+    if bits_per_dim:
+        prior = PixelCNNPrior.from_preset(folder.path)
+        results.update(
+            measure_bits_per_dim(
+                model,
+                prior,
+                images,
+                labels=labels if prior.num_classes else None,
+                batch_size=batch_size,
+            )
+        )
+    return results
+
+
+def demo(preset, source, out_dir, limit=1000, samples=32, log=print):
+    """Reconstructs held-out images and samples from the preset's prior.
+
+    Writes `reconstructions.png` (and `samples.png` when the preset has a
+    prior) into `out_dir`.
+
+    Returns:
+        dict with the reconstruction metrics and the paths written.
+    """
+    out_dir = Path(out_dir)
+    folder = PresetFolder.resolve(preset)
+    model = VQVAE.from_preset(folder.path)
+    log(f"== reconstructing {limit} held-out images with preset {preset!r}")
+    images, _ = data.load_split(source, "test", model=model, limit=limit)
+    results = measure_reconstructions(model, images)
+    results["images"] = int(len(images))
+    results["grid"] = str(
+        write_reconstruction_grid(
+            model, images, out_dir / "reconstructions.png"
+        )
+    )
+    if folder.has("prior"):
+        log("== sampling from the PixelCNN prior")
+        prior = PixelCNNPrior.from_preset(folder.path)
+        sampled = sample_images(model, prior, samples)
+        results["samples"] = str(
+            write_sample_grid(model, sampled, out_dir / "samples.png")
+        )
+    else:
+        log(f"(preset {preset!r} has no prior; skipping samples)")
+    return results
+
+
+# --- Training ----------------------------------------------------------------
+
+
+class _StepLogger(keras.callbacks.Callback):
+    """Writes each epoch's logs (one line of JSON) to a file, appending."""
+
+    def __init__(self, path, steps_per_epoch):
+        super().__init__()
+        self.path = Path(path)
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {
+            "step": (epoch + 1) * self.steps_per_epoch,
+            "time": time.time(),
+        }
+        record.update({k: float(v) for k, v in (logs or {}).items()})
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def architecture_config(architecture=None, config_path=None, **overrides):
+    """Constructor arguments from a named architecture or a JSON file.
+
+    Args:
+        architecture: a name in `VQVAE_PRESETS`.
+        config_path: a JSON file with constructor arguments (or a preset
+            `config.json`, whose `config` object is used).
+        **overrides: arguments that replace the architecture's.
+    """
+    if config_path:
+        try:
+            config = json.loads(Path(config_path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(
+                f"--config {config_path}: not a readable JSON file of "
+                f"constructor arguments ({e})."
+            ) from e
+        if not isinstance(config, dict):
+            raise ValueError(
+                f"--config {config_path}: expected a JSON object of "
+                f"constructor arguments. Received: {type(config).__name__}"
+            )
+        config = config.get("config", config)
+    elif architecture in VQVAE_PRESETS:
+        config = dict(VQVAE_PRESETS[architecture]["config"])
+    else:
+        raise ValueError(
+            f"No architecture named {architecture!r}; choose one of "
+            f"{sorted(VQVAE_PRESETS)} or pass a config JSON file."
+        )
+    return {**config, **overrides}
+
+
+def train_vqvae(
+    architecture,
+    source,
+    preset_dir,
+    steps,
+    work_dir=None,
+    batch_size=32,
+    learning_rate=3e-4,
+    checkpoint_every=500,
+    seed=0,
+    config_path=None,
+    eval_limit=None,
+    verbose=1,
+    reproduce=None,
+    **overrides,
+):
+    """Trains a VQ-VAE and writes a preset folder with measured metadata.
+
+    Checkpoints (weights, optimizer and step) go to `work_dir/backup` every
+    `checkpoint_every` steps; running the same command again resumes from
+    the last one. TensorBoard logs go to `work_dir/logs`. Training stops
+    with `NaNLossError` (and writes no preset) if the loss becomes NaN.
+
+    Args:
+        architecture: a name in `VQVAE_PRESETS` (with `config_path`, any
+            name: it names the preset in the metadata).
+        source: data source for `keras_vqvae.data.load_split` with `train`
+            and `test` splits.
+        preset_dir: preset folder to write.
+        steps: total number of optimizer steps.
+        work_dir: folder for checkpoints and logs (default
+            `runs/<architecture>`).
+        batch_size: int.
+        learning_rate: Adam learning rate.
+        checkpoint_every: steps between checkpoints (and log lines).
+        seed: seed for weights, shuffling and the quantiser.
+        config_path: JSON config to use instead of a named architecture.
+        eval_limit: evaluate on at most this many test images.
+        verbose: Keras progress-bar verbosity.
+        reproduce: the command line that runs this training, for the
+            metadata.
+        **overrides: constructor arguments that replace the architecture's.
+
+    Returns:
+        The metadata dict written to the preset.
+    """
+    started = time.time()
+    keras.utils.set_random_seed(seed)
+    work_dir = Path(work_dir or Path("runs") / architecture)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config = architecture_config(
+        architecture, config_path, seed=seed, **overrides
+    )
+    model = VQVAE(**config)
+    train_images, _ = data.load_split(source, "train", model=model)
+    test_images, _ = data.load_split(
+        source, "test", model=model, limit=eval_limit
+    )
+    if "data_variance" not in config:
+        model.data_variance = float(
+            np.var(model.preprocess(train_images[:10000]))
+        )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    dataset = data.make_dataset(
+        train_images,
+        batch_size,
+        shuffle=True,
+        seed=seed,
+        repeat=True,
+        drop_remainder=True,
+        normalization=model.normalization,
+    )
+    epochs = math.ceil(steps / checkpoint_every)
+    history = model.fit(
+        dataset,
+        epochs=epochs,
+        steps_per_epoch=checkpoint_every,
+        shuffle=False,  # the pipeline shuffles
+        verbose=verbose,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(
+                str(work_dir / "backup"), delete_checkpoint=False
+            ),
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.TensorBoard(str(work_dir / "logs")),
+            _StepLogger(work_dir / "train_log.jsonl", checkpoint_every),
+        ],
+    )
+    losses = history.history.get("loss", [])
+    if losses and not np.isfinite(losses[-1]):
+        raise NaNLossError(
+            f"The loss became {losses[-1]} at epoch {len(losses)}; no preset "
+            f"was written. Checkpoints before it are in {work_dir / 'backup'}."
+        )
+    results = measure_reconstructions(model, test_images)
+    metadata = {
+        "preset": architecture,
+        "dataset": str(source),
+        "image_shape": list(model.image_shape),
+        "latent_shape": list(model.latent_shape),
+        "num_embeddings": model.num_embeddings,
+        "embedding_dim": model.embedding_dim,
+        "training": {
+            "steps": epochs * checkpoint_every,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "train_images": int(len(train_images)),
+            "wall_time_s_this_run": round(time.time() - started, 1),
+            "backend": keras.backend.backend(),
+        },
+        "test_metrics": {**results, "test_images": int(len(test_images))},
+        "reproduce": reproduce,
+    }
+    model.save_to_preset(preset_dir, metadata=metadata)
+    PresetFolder(preset_dir).write_model_card()
+    return metadata
+
+
+def _encode_split(model, source, split, limit=None):
+    """Images, codes and labels of a split (labels None if any is missing)."""
+    images, labels = data.load_split(source, split, model=model, limit=limit)
+    labels = None if (labels < 0).any() else labels
+    return images, model.encode(images), labels
+
+
+def prior_architecture(preset_dir, hidden_dim=None, num_layers=None):
+    """The prior's constructor arguments: the bundled table's entry for the
+    preset's name (128 x 12 for other names), then the given overrides."""
+    name = PresetFolder(preset_dir).metadata.get(
+        "preset", Path(preset_dir).name
+    )
+    entry = PIXELCNN_PRIOR_PRESETS.get(name, {"config": {}})
+    config = {"hidden_dim": 128, "num_layers": 12, **entry["config"]}
+    if hidden_dim is not None:
+        config["hidden_dim"] = hidden_dim
+    if num_layers is not None:
+        config["num_layers"] = num_layers
+    return config
+
+
+def train_prior(
+    preset_dir,
+    source,
+    steps,
+    batch_size=32,
+    learning_rate=1e-3,
+    hidden_dim=None,
+    num_layers=None,
+    conditional=True,
+    samples=64,
+    seed=0,
+    eval_limit=None,
+    verbose=1,
+    reproduce=None,
+):
+    """Trains a PixelCNN prior on a preset's codes and adds it to the preset.
+
+    Writes `prior_config.json`, `prior.weights.h5` and `samples.png` into the
+    preset folder and records the test bits/dim (prior alone, per code, and
+    the VQ-VAE bound per pixel dimension) in `metadata.json`.
+
+    Args:
+        preset_dir: the trained VQ-VAE preset folder to extend.
+        source: data with `train` and `test` splits.
+        steps: optimizer steps (rounded up to whole epochs).
+        batch_size: code maps per step.
+        learning_rate: Adam learning rate.
+        hidden_dim: PixelCNN channels (None: `prior_architecture`).
+        num_layers: gated blocks (None: `prior_architecture`).
+        conditional: condition on class labels when the data has them.
+        samples: number of images in `samples.png`.
+        seed: seed of the weights, shuffling and samples.
+        eval_limit: evaluate on at most this many test images.
+        verbose: Keras progress-bar verbosity.
+        reproduce: the command line that runs this training, for the
+            metadata.
+
+    Returns:
+        the prior's metadata dict.
+    """
+    started = time.time()
+    keras.utils.set_random_seed(seed)
+    folder = PresetFolder(preset_dir)
+    if not folder.has("model"):
+        raise PresetError(
+            f"--preset-dir {preset_dir}: no trained VQ-VAE there (no "
+            "config.json). Train one first with `keras-vqvae train`."
+        )
+    model = VQVAE.from_preset(folder.path)
+    _, train_codes, train_labels = _encode_split(model, source, "train")
+    test_images, test_codes, test_labels = _encode_split(
+        model, source, "test", limit=eval_limit
+    )
+    conditional = conditional and train_labels is not None
+    num_classes = int(train_labels.max()) + 1 if conditional else None
+    architecture = prior_architecture(folder.path, hidden_dim, num_layers)
+    prior = PixelCNNPrior(
+        model.num_embeddings,
+        model.latent_shape,
+        num_classes=num_classes,
+        **architecture,
+    )
+    prior.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    inputs = (train_codes, train_labels) if conditional else train_codes
+    epochs = max(1, math.ceil(steps * batch_size / len(train_codes)))
+    prior.fit(
+        inputs,
+        train_codes,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=verbose,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+    )
+    results = measure_bits_per_dim(
+        model,
+        prior,
+        test_images,
+        labels=test_labels if conditional else None,
+    )
+    write_sample_grid(
+        model,
+        sample_images(model, prior, samples, seed=seed),
+        folder.path / "samples.png",
+    )
+    prior_metadata = {
+        "class_conditional": conditional,
+        "hidden_dim": prior.hidden_dim,
+        "num_layers": prior.num_layers,
+        "steps": epochs * math.ceil(len(train_codes) / batch_size),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "wall_time_s": round(time.time() - started, 1),
+        "test_metrics": {**results, "test_images": int(len(test_images))},
+        "reproduce": reproduce,
+    }
+    prior.save_to_preset(folder.path, metadata={"prior": prior_metadata})
+    folder.write_model_card()
+    return prior_metadata
