@@ -8,8 +8,10 @@ VENV ?= .venv
 DATA ?= ../shared/datasets
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL := 3
+# The tests read the data from here too (tests/real_data.py).
+export KERAS_VQVAE_DATA := $(abspath $(DATA))
 
-.PHONY: demo test test-slow test-all install
+.PHONY: demo test test-slow test-all lint install
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +36,7 @@ test-slow: install
 
 test-all: install
 	$(BIN)/python -m pytest -q -m ""
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check keras_vqvae

@@ -1,5 +1,4 @@
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -7,9 +6,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+from real_data import DATASETS  # noqa: E402
+from real_data import HOW_TO_POINT  # noqa: E402
+from real_data import MISSING_DATA  # noqa: E402
+from real_data import dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +22,22 @@ def _reset_keras_state():
 @pytest.fixture(scope="session")
 def mnist_slice():
     """The first 1,024 MNIST training images (uint8, 28x28x1)."""
-    path = DATASETS / "mnist" / "train.npz"
-    if not path.is_file():
-        pytest.skip(f"real data not available at {path}")
-    with np.load(path) as data:
+    with np.load(dataset("mnist") / "train.npz") as data:
         return data["images"][:1024]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Says which tests did not run for want of data, and how to fix it."""
+    missing = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if MISSING_DATA in str(report.longrepr)
+    ]
+    terminalreporter.write_line(f"real data: {DATASETS}")
+    if not missing:
+        return
+    terminalreporter.section("tests NOT run: real data missing", yellow=True)
+    for report in missing:
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        terminalreporter.write_line(f"{report.nodeid}: {reason}")
+    terminalreporter.write_line(HOW_TO_POINT)

@@ -2,26 +2,22 @@ import gzip
 import struct
 import sys
 import types
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
+from real_data import FASHION_MNIST
+from real_data import dataset
+from real_data import require
 
 from keras_vqvae import data
 from keras_vqvae.metrics import mse01
 from keras_vqvae.metrics import psnr
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
 
 def shared_dataset(name):
-    folder = DATASETS / name
-    if not folder.is_dir():
-        pytest.skip(f"shared dataset {folder} not available")
-    return folder
+    return dataset(name)
 
 
 def write_idx(path, array):
@@ -165,8 +161,7 @@ def test_load_arrays_idx_folder(tmp_path):
 
 
 def test_load_arrays_fashion_mnist_debian_package():
-    if not FASHION_MNIST.is_dir():
-        pytest.skip("apt-get install dataset-fashion-mnist to run this test")
+    require(FASHION_MNIST)
     images, labels = data.load_arrays(FASHION_MNIST, "test")
     assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8
     np.testing.assert_array_equal(labels[:5], [9, 2, 1, 1, 6])

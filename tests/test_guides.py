@@ -15,16 +15,19 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from real_data import DATASETS
+from real_data import dataset
 
 try:
-    from hub_server import HubServer, hub_client_env
+    from hub_server import HubServer
+    from hub_server import hub_client_env
 except ImportError:  # pragma: no cover - when tests/ is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from hub_server import HubServer, hub_client_env
+    from hub_server import HubServer
+    from hub_server import hub_client_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GUIDES = REPO_ROOT / "guides"
-DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 HEADER_FIELDS = ("Title", "Author", "Date created", "Last modified", "Description")
 
 # Every guide and the tests that run it; test_every_guide_is_run checks that
@@ -39,9 +42,8 @@ RUN_BY = {
 
 
 def _needs_data(*names):
-    missing = [name for name in names if not (DATASETS / name).is_dir()]
-    if missing:
-        pytest.skip(f"real data not available: {', '.join(missing)} in {DATASETS}")
+    for name in names:
+        dataset(name)
 
 
 def _quick_env(out_dir, backend="tensorflow", hf_home=None, base_env=None):
@@ -52,6 +54,7 @@ def _quick_env(out_dir, backend="tensorflow", hf_home=None, base_env=None):
         env.update(HF_HUB_OFFLINE="1", HF_HOME=str(hf_home or out_dir / "hf_home"))
     env.update(
         KERAS_VQVAE_GUIDE_QUICK="1",
+        KERAS_VQVAE_DATA=str(DATASETS),
         GUIDE_OUTPUT_DIR=str(out_dir),
         KERAS_BACKEND=backend,
         TF_CPP_MIN_LOG_LEVEL="3",

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from hub_server import HubServer
+from real_data import dataset
+
 from keras_vqvae.models import VQVAE
 from keras_vqvae.presets import PRESET_FORMAT_VERSION
 from keras_vqvae.presets import PresetError
@@ -122,10 +123,7 @@ def test_bundled_presets_are_listed_and_meet_their_metrics():
         assert metadata["test_metrics"]["psnr_db"] > 0, name
         assert (REPO_ROOT / "presets" / name / "README.md").is_file()
     model = VQVAE.from_preset("mnist")
-    data = REPO_ROOT.parent / "shared" / "datasets" / "mnist" / "test.npz"
-    if not data.is_file():
-        pytest.skip("real data not available")
-    with np.load(data) as arrays:
+    with np.load(dataset("mnist") / "test.npz") as arrays:
         images = arrays["images"][:500]
     reconstructed = model.reconstruct(images)
     mse = np.mean((images / 255.0 - reconstructed / 255.0) ** 2)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from real_data import dataset
 
 from keras_vqvae.cli import build_parser
 from keras_vqvae.cli import main
@@ -108,9 +109,7 @@ def test_bad_input_exits_nonzero_with_one_line(capsys, tmp_path):
 
 
 def test_reconstruct_encode_decode_with_bundled_preset(tmp_path, capsys):
-    data = REPO_ROOT.parent / "shared" / "datasets" / "mnist"
-    if "mnist" not in list_presets() or not data.is_dir():
-        pytest.skip("needs the mnist preset and data")
+    data = dataset("mnist")
     grid = tmp_path / "grid.png"
     assert main(["reconstruct", "--data", str(data), "--limit", "16", "--out", str(grid)]) == 0
     metrics = json.loads(capsys.readouterr().out)

@@ -8,13 +8,6 @@ PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with
 PixelCNN Decoders"), written with `keras.ops` / `keras.layers` only so it
 runs on the TensorFlow, JAX and PyTorch backends.
 
-Example::
-
-    prior = PixelCNNPrior(num_embeddings=512, latent_shape=(8, 8))
-    prior.compile(optimizer="adam")   # loss defaults to sparse CE on logits
-    prior.fit(codes, codes, epochs=10)     # codes: int (N, 8, 8)
-    nll = -prior.log_prob(codes)           # nats per code map
-    new_codes = prior.sample(64, seed=0)   # int32 numpy (64, 8, 8)
 """
 
 import math
@@ -36,15 +29,16 @@ class PixelCNNPrior(Model):
     model outputs the logits of every conditional in one pass.
 
     Args:
-        num_embeddings: codebook size `K`; codes are ints in `[0, K)`.
-        latent_shape: `(H, W)` of the code maps.
-        hidden_dim: channels of both stacks (and of the code embedding).
-        num_layers: number of gated blocks (the first is mask type A).
-        kernel_size: odd kernel size `k` of the gated blocks (vertical
+        num_embeddings: int. Codebook size `K`; codes are ints in `[0, K)`.
+        latent_shape: tuple `(H, W)` of the code maps.
+        hidden_dim: int. Channels of both stacks (and of the code
+            embedding).
+        num_layers: int. Number of gated blocks (the first is mask type A).
+        kernel_size: int. Odd kernel size `k` of the gated blocks (vertical
             convolution `(k//2+1) x k`, horizontal `1 x (k//2+1)`).
-        num_classes: if set, the model is class conditional and expects
-            integer labels in `[0, num_classes)`.
-        head_dim: channels of the hidden 1x1 convolution of the output head
+        num_classes: int or None. If set, the model is class conditional
+            and expects integer labels in `[0, num_classes)`.
+        head_dim: int. Channels of the hidden 1x1 convolution of the head
             (defaults to `hidden_dim`).
         **kwargs: `name`, `dtype`, `trainable`.
 
@@ -56,6 +50,14 @@ class PixelCNNPrior(Model):
     Returns:
         Logits of shape `(B, H, W, K)`; `logits[b, i, j]` depends only on
         codes at raster positions before `(i, j)` (and on the label).
+
+    Example:
+
+    >>> prior = PixelCNNPrior(num_embeddings=512, latent_shape=(8, 8))
+    >>> prior.compile(optimizer="adam")  # sparse cross-entropy on logits
+    >>> prior.fit(codes, codes, epochs=10)  # codes: int (N, 8, 8)
+    >>> nll = -prior.log_prob(codes)  # nats per code map
+    >>> new_codes = prior.sample(64, seed=0)  # int32 numpy (64, 8, 8)
     """
 
     # Stored beside the VQ-VAE in the same preset folder.
@@ -114,7 +116,6 @@ class PixelCNNPrior(Model):
         object.__setattr__(self, "_sampler_cache", {})
         self.build()
 
-    # ------------------------------------------------------------------ build
     def build(self, input_shape=None):
         if self.built:
             return
@@ -127,7 +128,6 @@ class PixelCNNPrior(Model):
         self.head_logits.build((None, h, w, self.head_dim))
         self.built = True
 
-    # ------------------------------------------------------------------- call
     @property
     def conditional(self):
         return self.num_classes is not None
@@ -194,7 +194,6 @@ class PixelCNNPrior(Model):
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
-    # -------------------------------------------------------------- likelihood
     def log_prob(self, codes, labels=None, batch_size=256):
         """Per-example log-likelihood `log p(codes [| labels])` in nats.
 
@@ -241,7 +240,6 @@ class PixelCNNPrior(Model):
         h, w = self.latent_shape
         return float(-np.mean(lp) / (h * w * math.log(2.0)))
 
-    # ---------------------------------------------------------------- sampling
     def _sample_loop(self, uniforms, labels, inv_temperature):
         """Raster-order ancestral sampling written with keras.ops only.
 

@@ -7,34 +7,29 @@ preset's `metadata.json`. A test checks that every bundled `config.json`
 holds its entry's `config`.
 """
 
-# MNIST-sized digits and clothes: 28x28x1 -> 7x7 codes, K = 128.
-_MNIST_LIKE = {
-    "image_shape": (28, 28, 1),
-    "num_embeddings": 128,
-    "embedding_dim": 32,
-    "hidden_dim": 64,
-    "num_residual_layers": 2,
-    "residual_hidden_dim": 32,
-    "num_downsamples": 2,
-    "quantizer": "ema",
-    "kmeans_init": True,
-    "dead_code_threshold": 1.0,
-}
 
+def _architecture(image_shape, num_embeddings, embedding_dim, hidden_dim):
+    """The paper's encoder/decoder (two stride-2 convolutions, two residual
+    blocks of 32 channels) with an EMA codebook. k-means initialisation and
+    dead-code restarts are our additions."""
+    return {
+        "image_shape": image_shape,
+        "num_embeddings": num_embeddings,
+        "embedding_dim": embedding_dim,
+        "hidden_dim": hidden_dim,
+        "num_residual_layers": 2,
+        "residual_hidden_dim": 32,
+        "num_downsamples": 2,
+        "quantizer": "ema",
+        "kmeans_init": True,
+        "dead_code_threshold": 1.0,
+    }
+
+
+# MNIST-sized digits and clothes: 28x28x1 -> 7x7 codes, K = 128.
+_MNIST_LIKE = _architecture((28, 28, 1), 128, 32, hidden_dim=64)
 # The paper's CIFAR-10 model, with the widths of DeepMind's Sonnet example.
-# k-means initialisation and dead-code restarts are our additions.
-_CIFAR10 = {
-    "image_shape": (32, 32, 3),
-    "num_embeddings": 512,
-    "embedding_dim": 64,
-    "hidden_dim": 128,
-    "num_residual_layers": 2,
-    "residual_hidden_dim": 32,
-    "num_downsamples": 2,
-    "quantizer": "ema",
-    "kmeans_init": True,
-    "dead_code_threshold": 1.0,
-}
+_CIFAR10 = _architecture((32, 32, 3), 512, 64, hidden_dim=128)
 
 VQVAE_PRESETS = {
     "mnist": {
