@@ -1,48 +1,55 @@
-"""Tests for the local Hub server (tests/hub_server.py) with the real huggingface_hub client.
+"""Tests of tests/hub_server.py, the local Hub, with the real client.
 
-The client reads HF_ENDPOINT / HF_HOME / HF_TOKEN / HF_HUB_OFFLINE at import time, so
-every client call runs in a fresh interpreter through ``run_hub_client``.
+The client reads HF_ENDPOINT / HF_HOME / HF_TOKEN / HF_HUB_OFFLINE at import
+time, so every client call runs in a fresh interpreter (`run_hub_client`).
 """
-
-from __future__ import annotations
 
 import hashlib
 import json
 import random
 import subprocess
 import sys
-import textwrap
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hub_server import HubServer
+from hub_server import HubStorage
+from hub_server import git_blob_sha1
+from hub_server import run_hub_client
 
-try:
-    from hub_server import HubServer, git_blob_sha1, last_json_line, run_hub_client
-except ImportError:  # pragma: no cover - when tests/ is not on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from hub_server import HubServer, git_blob_sha1, last_json_line, run_hub_client
-
-HERE = Path(__file__).resolve().parent
 REPO_ID = "user/vqvae-hub-test"
 
+# Start of every client script: sha256 of a file, and of every file in a tree.
+_CLIENT_HELPERS = """
+import hashlib, json, os
 
-def _client_code(template: str, *, hash_helpers: bool = False, **variables) -> str:
-    """Dedent ``template`` and prepend ``NAME = repr(value)`` lines for ``variables``."""
-    header = "".join(f"{name} = {value!r}\n" for name, value in variables.items())
-    helpers = _HASH_TREE if hash_helpers else ""
-    return header + "import json, hashlib, os\n" + helpers + textwrap.dedent(template)
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+def hash_tree(root):
+    paths = [os.path.join(d, n) for d, _, ns in os.walk(root) for n in ns]
+    names = [os.path.relpath(p, root).replace(os.sep, "/") for p in paths]
+    return {name: sha(path) for name, path in zip(names, paths)}
+"""
 
 
-def _make_model_folder(folder: Path, seed: int = 0) -> dict[str, bytes]:
-    rng = random.Random(seed)
+def _client(code, **variables):
+    """The helpers, a `NAME = repr(value)` line per variable, then `code`."""
+    lines = [f"{name} = {value!r}" for name, value in variables.items()]
+    return _CLIENT_HELPERS + "\n".join(lines) + "\n" + code
+
+
+def _make_model_folder(folder, seed=0):
     files = {
-        "config.json": json.dumps({"name": "vqvae", "latent_dim": 16, "seed": seed}).encode(),
-        "metadata.json": json.dumps({"keras_version": "3", "format": "keras-vqvae"}).encode(),
-        "model.weights.h5": rng.randbytes(1024 * 1024 + 17),
-        "README.md": b"---\nlibrary_name: keras\ntags:\n- vq-vae\n---\n\n# Test VQ-VAE\n",
+        "config.json": b'{"name": "vqvae", "seed": %d}' % seed,
+        "metadata.json": b'{"keras_version": "3"}',
+        "model.weights.h5": random.Random(seed).randbytes(1024 * 1024 + 17),
+        "README.md": b"---\nlibrary_name: keras\n---\n\n# Test VQ-VAE\n",
     }
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
@@ -50,30 +57,23 @@ def _make_model_folder(folder: Path, seed: int = 0) -> dict[str, bytes]:
     return files
 
 
-def _sha256s(files: dict[str, bytes]) -> dict[str, str]:
-    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+def _sha256s(files):
+    return {
+        name: hashlib.sha256(data).hexdigest() for name, data in files.items()
+    }
 
 
-def _no_xet_requests(server: HubServer) -> bool:
+def _no_xet_requests(server):
     return not any("xet" in path.lower() for _, path in server.requests)
 
 
-# Reads every file of a snapshot folder and returns {relative path: sha256}.
-_HASH_TREE = """
-def hash_tree(root):
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for n in names:
-            p = os.path.join(dirpath, n)
-            rel = os.path.relpath(p, root).replace(os.sep, "/")
-            with open(p, "rb") as f:
-                out[rel] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-"""
+def _http(method, url, headers=None, data=None):
+    request = urllib.request.Request(url, data, headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
 
 
 @pytest.fixture(scope="module")
@@ -84,30 +84,27 @@ def hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def uploaded(hub, tmp_path_factory):
-    """create_repo + upload_folder (default client config: hf_xet installed => pipelined uploader)."""
+    """create_repo + upload_folder; hf_xet is installed: pipelined uploader."""
     tmp = tmp_path_factory.mktemp("upload")
     files = _make_model_folder(tmp / "model")
-    code = _client_code(
-        """
-        from huggingface_hub import HfApi
-        api = HfApi()
-        repo_url = api.create_repo(REPO_ID)
-        commit = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER, commit_message="Upload test model")
-        info = api.model_info(REPO_ID, files_metadata=True)
-        print(json.dumps({
-            "repo_url": str(repo_url),
-            "repo_url_id": repo_url.repo_id,
-            "commit": commit.oid,
-            "commit_url": commit.commit_url,
-            "sha": info.sha,
-            "siblings": {s.rfilename: s.size for s in info.siblings},
-            "repo_files": api.list_repo_files(REPO_ID),
-        }))
-        """,
-        REPO_ID=REPO_ID,
-        FOLDER=str(tmp / "model"),
-    )
-    out = last_json_line(run_hub_client(code, hub.url, tmp / "hf_home").stdout)
+    code = """
+from huggingface_hub import HfApi
+api = HfApi()
+repo_url = api.create_repo(REPO_ID)
+commit = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER)
+info = api.model_info(REPO_ID, files_metadata=True)
+print(json.dumps({
+    "repo_url": str(repo_url),
+    "repo_url_id": repo_url.repo_id,
+    "commit": commit.oid,
+    "commit_url": commit.commit_url,
+    "sha": info.sha,
+    "siblings": {s.rfilename: s.size for s in info.siblings},
+    "repo_files": api.list_repo_files(REPO_ID),
+}))
+"""
+    code = _client(code, REPO_ID=REPO_ID, FOLDER=str(tmp / "model"))
+    out = run_hub_client(code, hub.url, tmp / "hf_home")
     return SimpleNamespace(files=files, **out)
 
 
@@ -115,324 +112,294 @@ def test_upload_folder_creates_commit(hub, uploaded):
     assert uploaded.repo_url == f"{hub.url}/{REPO_ID}"
     assert uploaded.repo_url_id == REPO_ID
     assert len(uploaded.commit) == 40 and int(uploaded.commit, 16) >= 0
-    assert uploaded.commit_url == f"{hub.url}/{REPO_ID}/commit/{uploaded.commit}"
+    commit_url = f"{hub.url}/{REPO_ID}/commit/{uploaded.commit}"
+    assert uploaded.commit_url == commit_url
     assert uploaded.sha == uploaded.commit
-    assert uploaded.siblings == {name: len(data) for name, data in uploaded.files.items()}
+    sizes = {name: len(data) for name, data in uploaded.files.items()}
+    assert uploaded.siblings == sizes
     assert sorted(uploaded.repo_files) == sorted(uploaded.files)
     # Server side: stored bytes are identical, main points at the commit.
     assert hub.storage.resolve(REPO_ID, "main") == uploaded.commit
     for name, data in uploaded.files.items():
         assert hub.storage.read_file(REPO_ID, name) == data
-    # Regular (base64 NDJSON) upload only: no xet token endpoint was ever hit.
+    # Regular (base64 NDJSON) upload only: no Xet endpoint was ever hit.
     assert _no_xet_requests(hub)
-    paths = [p for _, p in hub.requests]
+    paths = [path for _, path in hub.requests]
     assert f"/api/models/{REPO_ID}/preupload/main" in paths
     assert f"/api/models/{REPO_ID}/commit/main" in paths
 
 
 def test_snapshot_download_and_download_by_commit(hub, uploaded, tmp_path):
-    code = _client_code(
-        """
-        from huggingface_hub import hf_hub_download, snapshot_download
-        snap = snapshot_download(REPO_ID)
-        by_commit = hf_hub_download(REPO_ID, "model.weights.h5", revision=COMMIT)
-        config_main = hf_hub_download(REPO_ID, "config.json")
-        print(json.dumps({
-            "snapshot": snap,
-            "snapshot_files": hash_tree(snap),
-            "by_commit": by_commit,
-            "by_commit_sha": sha(by_commit),
-            "config_main_sha": sha(config_main),
-        }))
-        """,
-        hash_helpers=True,
-        REPO_ID=REPO_ID,
-        COMMIT=uploaded.commit,
-    )
+    code = """
+from huggingface_hub import hf_hub_download, snapshot_download
+snapshot = snapshot_download(REPO_ID, allow_patterns=["*.json", "*.h5", "*.md"])
+by_commit = hf_hub_download(REPO_ID, "model.weights.h5", revision=COMMIT)
+print(json.dumps({
+    "snapshot": snapshot,
+    "snapshot_files": hash_tree(snapshot),
+    "pinned": snapshot_download(REPO_ID, revision=COMMIT),
+    "by_commit": by_commit,
+    "by_commit_sha": sha(by_commit),
+    "config_main_sha": sha(hf_hub_download(REPO_ID, "config.json")),
+}))
+"""
+    code = _client(code, REPO_ID=REPO_ID, COMMIT=uploaded.commit)
     hf_home = tmp_path / "fresh_hf_home"
-    out = last_json_line(run_hub_client(code, hub.url, hf_home).stdout)
+    out = run_hub_client(code, hub.url, hf_home)
     expected = _sha256s(uploaded.files)
     assert out["snapshot_files"] == expected
     assert Path(out["snapshot"]).name == uploaded.commit
     assert Path(out["snapshot"]).is_relative_to(hf_home / "hub")
-    assert f"snapshots/{uploaded.commit}/" in out["by_commit"].replace("\\", "/")
+    assert out["pinned"] == out["snapshot"]
+    by_commit = out["by_commit"].replace("\\", "/")
+    assert f"snapshots/{uploaded.commit}/" in by_commit
     assert out["by_commit_sha"] == expected["model.weights.h5"]
     assert out["config_main_sha"] == expected["config.json"]
     assert _no_xet_requests(hub)
 
 
 def test_second_upload_moves_main(hub, tmp_path):
-    """Second upload => new commit, `main` moves, old commit still downloadable.
+    """Second upload => new commit, `main` moves, old commit still there.
 
-    Runs with HF_HUB_DISABLE_XET=1 to also cover the client's legacy `create_commit` path.
+    Runs with HF_HUB_DISABLE_XET=1 to also cover the client's legacy
+    `create_commit` path.
     """
     folder = tmp_path / "model"
     files = _make_model_folder(folder, seed=1)
     repo_id = "user/vqvae-two-commits"
-    code = _client_code(
-        """
-        from huggingface_hub import HfApi, hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError
-        api = HfApi()
-        api.create_repo(REPO_ID)
-        api.create_repo(REPO_ID, exist_ok=True)  # no error
-        try:
-            api.create_repo(REPO_ID)
-            conflict = None
-        except HfHubHTTPError as e:
-            conflict = e.response.status_code
-        first = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER)
-        unchanged = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER)  # no-op => same commit
-        with open(os.path.join(FOLDER, "config.json"), "w") as f:
-            f.write(NEW_CONFIG)
-        second = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER, commit_message="v2")
-        with open(hf_hub_download(REPO_ID, "config.json")) as f:
-            main_config = f.read()
-        with open(hf_hub_download(REPO_ID, "config.json", revision=first.oid)) as f:
-            old_config = f.read()
-        print(json.dumps({
-            "conflict": conflict,
-            "first": first.oid,
-            "unchanged": unchanged.oid,
-            "second": second.oid,
-            "main_sha": api.model_info(REPO_ID).sha,
-            "old_sha": api.model_info(REPO_ID, revision=first.oid).sha,
-            "main_config": main_config,
-            "old_config": old_config,
-            "commits": [c.commit_id for c in api.list_repo_commits(REPO_ID)],
-            "main_ref": [b.target_commit for b in api.list_repo_refs(REPO_ID).branches if b.name == "main"],
-        }))
-        """,
-        REPO_ID=repo_id,
-        FOLDER=str(folder),
-        NEW_CONFIG='{"name": "vqvae", "version": 2}',
+    new_config = '{"name": "vqvae", "version": 2}'
+    code = """
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
+api = HfApi()
+api.create_repo(REPO_ID, private=True)
+api.create_repo(REPO_ID, exist_ok=True)  # no error
+try:
+    api.create_repo(REPO_ID)
+    conflict = None
+except HfHubHTTPError as e:
+    conflict = e.response.status_code
+first = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER)
+unchanged = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER)  # no-op
+with open(os.path.join(FOLDER, "config.json"), "w") as f:
+    f.write(NEW_CONFIG)
+second = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER)
+old = hf_hub_download(REPO_ID, "config.json", revision=first.oid)
+print(json.dumps({
+    "conflict": conflict,
+    "first": first.oid,
+    "unchanged": unchanged.oid,
+    "second": second.oid,
+    "main_sha": api.model_info(REPO_ID).sha,
+    "old_sha": api.model_info(REPO_ID, revision=first.oid).sha,
+    "private": api.model_info(REPO_ID).private,
+    "main_config": sha(hf_hub_download(REPO_ID, "config.json")),
+    "old_config": sha(old),
+}))
+"""
+    code = _client(
+        code, REPO_ID=repo_id, FOLDER=str(folder), NEW_CONFIG=new_config
     )
-    out = last_json_line(run_hub_client(code, hub.url, tmp_path / "hf_home", extra_env={"HF_HUB_DISABLE_XET": "1"}).stdout)
+    no_xet = {"HF_HUB_DISABLE_XET": "1"}
+    out = run_hub_client(code, hub.url, tmp_path / "hf_home", extra_env=no_xet)
     assert out["conflict"] == 409
-    assert out["unchanged"] == out["first"]
-    assert out["second"] != out["first"]
-    assert out["main_sha"] == out["second"] == hub.storage.resolve(repo_id, "main")
-    assert out["main_ref"] == [out["second"]]
+    assert out["unchanged"] == out["first"] != out["second"]
+    assert out["main_sha"] == out["second"]
+    assert out["main_sha"] == hub.storage.resolve(repo_id, "main")
     assert out["old_sha"] == out["first"]
-    assert out["main_config"] == '{"name": "vqvae", "version": 2}'
-    assert out["old_config"] == files["config.json"].decode()
-    assert out["commits"][:2] == [out["second"], out["first"]]
-    assert len(out["commits"]) == 3  # + the empty initial commit
+    assert out["private"] is True
+    new_sha = hashlib.sha256(new_config.encode()).hexdigest()
+    assert out["main_config"] == new_sha
+    assert out["old_config"] == _sha256s(files)["config.json"]
+    # History: second -> first -> the empty initial commit.
+    second = hub.storage.get_commit(repo_id, out["second"])
+    assert second["parents"] == [out["first"]]
+    (initial,) = hub.storage.get_commit(repo_id, out["first"])["parents"]
+    initial = hub.storage.get_commit(repo_id, initial)
+    assert (initial["parents"], initial["files"]) == ([], {})
     assert _no_xet_requests(hub)
 
 
 def test_client_error_types(hub, uploaded, tmp_path):
-    code = _client_code(
-        """
-        from huggingface_hub import HfApi, hf_hub_download, snapshot_download
-        from huggingface_hub.errors import (
-            EntryNotFoundError, RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
-        )
-        api = HfApi()
-        cases = {
-            "download_missing_repo": lambda: hf_hub_download("user/does-not-exist", "config.json"),
-            "snapshot_missing_repo": lambda: snapshot_download("user/does-not-exist"),
-            "info_missing_repo": lambda: api.model_info("user/does-not-exist"),
-            "download_missing_file": lambda: hf_hub_download(REPO_ID, "missing.bin"),
-            "download_missing_branch": lambda: hf_hub_download(REPO_ID, "config.json", revision="no-such-branch"),
-            "download_missing_commit": lambda: hf_hub_download(REPO_ID, "config.json", revision="0" * 40),
-            "snapshot_missing_branch": lambda: snapshot_download(REPO_ID, revision="no-such-branch"),
-        }
-        out = {}
-        for name, fn in cases.items():
-            try:
-                fn()
-                out[name] = {"type": None}
-            except Exception as e:
-                out[name] = {
-                    "type": type(e).__name__,
-                    "repo_not_found": isinstance(e, RepositoryNotFoundError),
-                    "entry_not_found": isinstance(e, EntryNotFoundError),
-                    "remote_entry_not_found": isinstance(e, RemoteEntryNotFoundError),
-                    "revision_not_found": isinstance(e, RevisionNotFoundError),
-                }
-        out["file_exists"] = [api.file_exists(REPO_ID, "config.json"), api.file_exists(REPO_ID, "missing.bin")]
-        out["repo_exists"] = [api.repo_exists(REPO_ID), api.repo_exists("user/does-not-exist")]
-        print(json.dumps(out))
-        """,
-        REPO_ID=REPO_ID,
-    )
-    out = last_json_line(run_hub_client(code, hub.url, tmp_path / "hf_home").stdout)
-    for case in ("download_missing_repo", "snapshot_missing_repo", "info_missing_repo"):
-        assert out[case]["type"] == "RepositoryNotFoundError", (case, out[case])
-        assert out[case]["repo_not_found"]
-    assert out["download_missing_file"]["type"] == "RemoteEntryNotFoundError"
-    assert out["download_missing_file"]["entry_not_found"]
-    for case in ("download_missing_branch", "download_missing_commit", "snapshot_missing_branch"):
-        assert out[case]["type"] == "RevisionNotFoundError", (case, out[case])
+    code = """
+from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from huggingface_hub.errors import EntryNotFoundError
+api = HfApi()
+MISSING = "user/does-not-exist"
+cases = {
+    "download_missing_repo": lambda: hf_hub_download(MISSING, "config.json"),
+    "snapshot_missing_repo": lambda: snapshot_download(MISSING),
+    "info_missing_repo": lambda: api.model_info(MISSING),
+    "download_missing_file": lambda: hf_hub_download(REPO_ID, "missing.bin"),
+    "download_missing_branch":
+        lambda: hf_hub_download(REPO_ID, "config.json", revision="nope"),
+    "download_missing_commit":
+        lambda: hf_hub_download(REPO_ID, "config.json", revision="0" * 40),
+    "snapshot_missing_branch":
+        lambda: snapshot_download(REPO_ID, revision="nope"),
+}
+out = {}
+for name, fn in cases.items():
+    try:
+        fn()
+        out[name] = None
+    except Exception as e:
+        out[name] = [type(e).__name__, isinstance(e, EntryNotFoundError)]
+out["file_exists"] = [
+    api.file_exists(REPO_ID, "config.json"),
+    api.file_exists(REPO_ID, "missing.bin"),
+]
+out["repo_exists"] = [api.repo_exists(REPO_ID), api.repo_exists(MISSING)]
+print(json.dumps(out))
+"""
+    out = run_hub_client(_client(code, REPO_ID=REPO_ID), hub.url, tmp_path)
+    for case in ("download", "snapshot", "info"):
+        assert out[f"{case}_missing_repo"] == ["RepositoryNotFoundError", False]
+    assert out["download_missing_file"] == ["RemoteEntryNotFoundError", True]
+    for case in ("download_missing_branch", "download_missing_commit"):
+        assert out[case] == ["RevisionNotFoundError", False], case
+    assert out["snapshot_missing_branch"] == ["RevisionNotFoundError", False]
     assert out["file_exists"] == [True, False]
     assert out["repo_exists"] == [True, False]
 
 
 def test_offline_cache_after_server_stopped(tmp_path):
-    files = _make_model_folder(tmp_path / "model", seed=2)
-    expected = _sha256s(files)
+    expected = _sha256s(_make_model_folder(tmp_path / "model", seed=2))
     repo_id = "user/vqvae-offline"
     hf_home = tmp_path / "hf_home"
-    server = HubServer(tmp_path / "hub_root")
-    url = server.start()
+    code = """
+from huggingface_hub import HfApi, snapshot_download
+HfApi().create_repo(REPO_ID)
+commit = HfApi().upload_folder(repo_id=REPO_ID, folder_path=FOLDER)
+snapshot = snapshot_download(REPO_ID)
+print(json.dumps({"commit": commit.oid, "snapshot": snapshot}))
+"""
+    code = _client(code, REPO_ID=repo_id, FOLDER=str(tmp_path / "model"))
+    with HubServer(tmp_path / "hub_root") as server:
+        online = run_hub_client(code, server.url, hf_home)
+    with pytest.raises(urllib.error.URLError):  # connection refused
+        urllib.request.urlopen(f"{server.url}/api/models/{repo_id}", timeout=2)
+
+    # The filled cache serves all; an empty one raises LocalEntryNotFoundError.
+    # (Not hf_hub_download, empty cache, online: it retries for ~23 s.)
+    code = """
+from huggingface_hub import hf_hub_download, snapshot_download
+
+def error(fn):
     try:
-        code = _client_code(
-            """
-            from huggingface_hub import HfApi, snapshot_download
-            api = HfApi()
-            api.create_repo(REPO_ID)
-            commit = api.upload_folder(repo_id=REPO_ID, folder_path=FOLDER)
-            print(json.dumps({"commit": commit.oid, "snapshot": snapshot_download(REPO_ID)}))
-            """,
-            REPO_ID=repo_id,
-            FOLDER=str(tmp_path / "model"),
-        )
-        online = last_json_line(run_hub_client(code, url, hf_home).stdout)
-    finally:
-        server.stop()
-    commit = online["commit"]
+        fn()
+    except Exception as e:
+        return [type(e).__name__, type(e.__cause__).__name__]
 
-    # Server is gone: connections are refused.
-    with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen(f"{url}/api/models/{repo_id}", timeout=2)
-
-    # 1. HF_HUB_OFFLINE=1 + filled cache: everything is served from the cache.
-    code = _client_code(
-        """
-        from huggingface_hub import hf_hub_download, snapshot_download
-        print(json.dumps({
-            "snapshot": snapshot_download(REPO_ID),
-            "snapshot_files": hash_tree(snapshot_download(REPO_ID)),
-            "weights_main": sha(hf_hub_download(REPO_ID, "model.weights.h5")),
-            "config_commit": sha(hf_hub_download(REPO_ID, "config.json", revision=COMMIT)),
-        }))
-        """,
-        hash_helpers=True,
-        REPO_ID=repo_id,
-        COMMIT=commit,
+config = hf_hub_download(REPO_ID, "config.json", revision=COMMIT)
+empty = error(lambda: snapshot_download(REPO_ID, cache_dir=EMPTY))
+out = {
+    "snapshot": snapshot_download(REPO_ID),
+    "snapshot_files": hash_tree(snapshot_download(REPO_ID)),
+    "weights_main": sha(hf_hub_download(REPO_ID, "model.weights.h5")),
+    "config_commit": sha(config),
+    "empty_snapshot": empty,
+}
+if os.environ.get("HF_HUB_OFFLINE"):
+    out["empty_download"] = error(
+        lambda: hf_hub_download(REPO_ID, "config.json", cache_dir=EMPTY)
     )
-    offline = last_json_line(run_hub_client(code, url, hf_home, offline=True).stdout)
-    assert offline["snapshot"] == online["snapshot"]
-    assert offline["snapshot_files"] == expected
-    assert offline["weights_main"] == expected["model.weights.h5"]
-    assert offline["config_commit"] == expected["config.json"]
-
-    # 2. Not offline, but the server is unreachable: cached snapshot is still returned;
-    #    an empty cache raises LocalEntryNotFoundError caused by a connection error.
-    #    (hf_hub_download with an empty cache is not tested here: it retries for ~23 s.)
-    code = _client_code(
-        """
-        from huggingface_hub import hf_hub_download, snapshot_download
-        out = {"snapshot_files": hash_tree(snapshot_download(REPO_ID)),
-               "config_main": sha(hf_hub_download(REPO_ID, "config.json"))}
-        try:
-            snapshot_download(REPO_ID, cache_dir=EMPTY_CACHE)
-        except Exception as e:
-            out["empty_cache_error"] = [type(e).__name__, type(e.__cause__).__name__, str(e)]
-        print(json.dumps(out))
-        """,
-        hash_helpers=True,
-        REPO_ID=repo_id,
-        EMPTY_CACHE=str(tmp_path / "empty_cache"),
-    )
-    unreachable = last_json_line(run_hub_client(code, url, hf_home).stdout)
-    assert unreachable["snapshot_files"] == expected
-    assert unreachable["config_main"] == expected["config.json"]
-    err_type, cause_type, message = unreachable["empty_cache_error"]
-    assert err_type == "LocalEntryNotFoundError"
-    assert cause_type == "ConnectError" and "ConnectError" in message
-
-    # 3. HF_HUB_OFFLINE=1 + empty cache: LocalEntryNotFoundError caused by OfflineModeIsEnabled.
-    code = _client_code(
-        """
-        from huggingface_hub import hf_hub_download, snapshot_download
-        out = {}
-        for name, fn in {
-            "hf_hub_download": lambda: hf_hub_download(REPO_ID, "config.json"),
-            "snapshot_download": lambda: snapshot_download(REPO_ID),
-        }.items():
-            try:
-                fn()
-                out[name] = None
-            except Exception as e:
-                out[name] = [type(e).__name__, type(e.__cause__).__name__, isinstance(e, OSError)]
-        print(json.dumps(out))
-        """,
-        REPO_ID=repo_id,
-    )
-    empty = last_json_line(run_hub_client(code, url, tmp_path / "empty_hf_home", offline=True).stdout)
-    assert empty["hf_hub_download"] == ["LocalEntryNotFoundError", "OfflineModeIsEnabled", True]
-    assert empty["snapshot_download"] == ["LocalEntryNotFoundError", "OfflineModeIsEnabled", True]
-
-
-def _http(method: str, url: str, headers: dict | None = None, data: bytes | None = None):
-    req = urllib.request.Request(url, method=method, headers=headers or {}, data=data)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
+print(json.dumps(out))
+"""
+    empty = str(tmp_path / "empty")
+    code = _client(code, REPO_ID=repo_id, COMMIT=online["commit"], EMPTY=empty)
+    for offline in (True, False):
+        out = run_hub_client(code, server.url, hf_home, offline=offline)
+        assert out["snapshot"] == online["snapshot"]
+        assert out["snapshot_files"] == expected
+        assert out["weights_main"] == expected["model.weights.h5"]
+        assert out["config_commit"] == expected["config.json"]
+        cause = "OfflineModeIsEnabled" if offline else "ConnectError"
+        assert out["empty_snapshot"] == ["LocalEntryNotFoundError", cause]
+        if offline:
+            assert out["empty_download"] == ["LocalEntryNotFoundError", cause]
 
 
 def test_raw_http_contract(hub, uploaded):
     """What the client relies on, checked without the client."""
     weights = uploaded.files["model.weights.h5"]
+    etag = f'"{git_blob_sha1(weights)}"'
     resolve = f"{hub.url}/{REPO_ID}/resolve"
 
     status, headers, body = _http("HEAD", f"{resolve}/main/model.weights.h5")
-    assert status == 200 and body == b""
+    assert (status, body, headers["ETag"]) == (200, b"", etag)
     assert headers["X-Repo-Commit"] == uploaded.commit
-    assert headers["ETag"] == f'"{git_blob_sha1(weights)}"'
     assert int(headers["Content-Length"]) == len(weights)
     assert not [k for k in headers if k.lower().startswith("x-xet")]
     assert "xet-auth" not in (headers.get("Link") or "")
+    url = f"{resolve}/{uploaded.commit}/model.weights.h5"
+    status, headers, body = _http("GET", url)
+    assert (status, body, headers["ETag"]) == (200, weights, etag)
 
-    status, headers, body = _http("GET", f"{resolve}/{uploaded.commit}/model.weights.h5", {"Range": "bytes=10-19"})
-    assert status == 206 and body == weights[10:20]
-    assert headers["Content-Range"] == f"bytes 10-19/{len(weights)}"
-
-    for url, code in [
-        (f"{hub.url}/user/nope/resolve/main/config.json", "RepoNotFound"),
-        (f"{resolve}/nope/config.json", "RevisionNotFound"),
-        (f"{resolve}/main/nope.json", "EntryNotFound"),
-        (f"{hub.url}/api/models/user/nope", "RepoNotFound"),
-        (f"{hub.url}/api/models/{REPO_ID}/revision/nope", "RevisionNotFound"),
+    for method, url, code in [
+        ("HEAD", f"{hub.url}/user/nope/resolve/main/a.json", "RepoNotFound"),
+        ("HEAD", f"{resolve}/nope/config.json", "RevisionNotFound"),
+        ("HEAD", f"{resolve}/main/nope.json", "EntryNotFound"),
+        ("GET", f"{hub.url}/api/models/user/nope", "RepoNotFound"),
+        (
+            "GET",
+            f"{hub.url}/api/models/{REPO_ID}/revision/no",
+            "RevisionNotFound",
+        ),
     ]:
-        status, headers, _ = _http("HEAD" if "/resolve/" in url else "GET", url)
+        status, headers, _ = _http(method, url)
         assert (status, headers.get("X-Error-Code")) == (404, code), url
     _, headers, _ = _http("HEAD", f"{resolve}/main/nope.json")
     assert headers["X-Repo-Commit"] == uploaded.commit
 
     # Writes need a (any) bearer token.
-    status, _, _ = _http("POST", f"{hub.url}/api/repos/create", {"Content-Type": "application/json"}, b'{"name": "x"}')
+    create = f"{hub.url}/api/repos/create"
+    status, _, _ = _http("POST", create, data=b'{"name": "x"}')
     assert status == 401
 
 
-def test_cli_entrypoint_serves_existing_root(tmp_path):
-    """`python tests/hub_server.py --root DIR --port 0` serves a root seeded through HubStorage."""
-    seed = HubServer(tmp_path / "root")  # not started: only used to seed storage
-    seed.storage.create_repo("user/seeded")
-    commit, _ = seed.storage.commit("user/seeded", add={"config.json": b"{}"}, summary="seed")
+def test_concurrent_commits_are_all_kept(tmp_path):
+    storage = HubStorage(tmp_path / "root")
+    storage.create_repo("user/busy")
+    adds = [{f"{i}.json": b"%d" % i} for i in range(8)]
+    commit = storage.commit
+    threads = [
+        threading.Thread(target=commit, args=("user/busy", add)) for add in adds
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    files = storage.files("user/busy")
+    assert files.keys() == {f"{i}.json" for i in range(8)}
+    assert storage.read_file("user/busy", "3.json") == b"3"
+    assert not list((tmp_path / "root").rglob("*.tmp"))
 
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "hub_server.py"), "--root", str(tmp_path / "root"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+
+def test_cli_serves_an_existing_root(tmp_path):
+    """`python tests/hub_server.py --root DIR` serves what HubStorage wrote."""
+    seed = HubStorage(tmp_path / "root")
+    seed.create_repo("user/seeded")
+    commit = seed.commit("user/seeded", {"config.json": b"{}"}, "seed")
+    script = Path(__file__).with_name("hub_server.py")
+    command = [sys.executable, script, "--root", tmp_path / "root"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        assert line.startswith("Serving local Hugging Face Hub on http://127.0.0.1:"), line
-        url = line.split(" on ", 1)[1].split()[0]
+        prefix = "Serving local Hugging Face Hub on http://127.0.0.1:"
+        assert line.startswith(prefix), line
+        url = line.split()[6]
         status, _, body = _http("GET", f"{url}/api/models/user/seeded")
         assert status == 200
         info = json.loads(body)
-        assert info["sha"] == commit and info["siblings"] == [{"rfilename": "config.json"}]
-        status, _, body = _http("GET", f"{url}/api/whoami-v2", {"Authorization": "Bearer anything"})
+        assert info["sha"] == commit
+        blob_id = git_blob_sha1(b"{}")
+        sibling = {"rfilename": "config.json", "size": 2, "blobId": blob_id}
+        assert info["siblings"] == [sibling]
+        auth = {"Authorization": "Bearer anything"}
+        status, _, body = _http("GET", f"{url}/api/whoami-v2", auth)
         assert status == 200 and json.loads(body)["name"] == "user"
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        assert proc.wait(timeout=10) == 0
         proc.stdout.close()
-        proc.stderr.close()
