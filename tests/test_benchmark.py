@@ -1,4 +1,4 @@
-"""tools/benchmark.py and the PyTorch reference it measures against.
+"""tools/benchmark (a package) and the PyTorch reference it measures against.
 
 No timing is asserted: the machine may be shared. The tests check that the
 benchmark runs end to end and writes its Markdown section, and that the
@@ -18,15 +18,18 @@ TOOLS = REPO_ROOT / "tools"
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(TOOLS))
 
-import benchmark  # noqa: E402
-import torch_reference  # noqa: E402
+from benchmark import cifar10  # noqa: E402
+from benchmark import report  # noqa: E402
+from benchmark import sampling  # noqa: E402
+from benchmark import throughput  # noqa: E402
+from benchmark import torch_reference  # noqa: E402
 
 
-def _keras_cifar10(**overrides):
+def _keras_cifar10():
     from keras_vqvae.models import VQVAE
-    from keras_vqvae.training import ARCHITECTURES
+    from keras_vqvae.models import VQVAE_PRESETS
 
-    return VQVAE(**{**ARCHITECTURES["cifar10"], "seed": 0, **overrides})
+    return VQVAE(**{**VQVAE_PRESETS["cifar10"]["config"], "seed": 0})
 
 
 def test_reference_has_the_keras_models_trainable_parameters():
@@ -80,29 +83,29 @@ def _check_reference_train_step():
 def test_write_section_replaces_only_its_own_section(tmp_path):
     path = tmp_path / "BENCH.md"
     path.write_text("# Mine\n\nkeep this\n")
-    benchmark.write_section(path, f"{benchmark.BEGIN}\none\n{benchmark.END}\n")
-    benchmark.write_section(path, f"{benchmark.BEGIN}\ntwo\n{benchmark.END}\n")
+    report.write_section(path, f"{report.BEGIN}\none\n{report.END}\n")
+    report.write_section(path, f"{report.BEGIN}\ntwo\n{report.END}\n")
     text = path.read_text()
     assert "keep this" in text and "two" in text and "one" not in text
-    assert text.count(benchmark.BEGIN) == 1
+    assert text.count(report.BEGIN) == 1
 
 
-def test_the_before_the_fix_variant_has_keras_conv_transpose_and_same_weights():
+def test_the_before_the_fix_variant_passes_keras_conv_transpose_same_weights():
     import keras
 
     from keras_vqvae.layers import Conv2DTranspose
-    from keras_vqvae.layers import decoder as decoder_module
 
-    model = benchmark._cifar10_model()
-    plain = benchmark._model_with_keras_conv_transpose(model)
-    assert decoder_module.Conv2DTranspose is Conv2DTranspose  # restored
+    model = cifar10.cifar10_model()
+    plain = cifar10.keras_conv_transpose_model(model)
+    assert model.decoder_upsampling_layer is None  # the library's default
+    assert plain.decoder_upsampling_layer is keras.layers.Conv2DTranspose
     assert {type(layer) for layer in model.decoder.upsamples} == {
         Conv2DTranspose}
     assert {type(layer) for layer in plain.decoder.upsamples} == {
         keras.layers.Conv2DTranspose}
-    for a, b in zip(model.get_weights(), plain.get_weights()):
+    for a, b in zip(model.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert benchmark._max_output_difference(model, plain) < 1e-5
+    assert cifar10.max_output_difference(model, plain) < 1e-5
 
 
 def _train_row(batch_size, ratio, **extra):
@@ -123,7 +126,7 @@ def test_goal_states_the_issue_target_and_whether_it_is_met(ratios, verdict):
             keras_conv_transpose_ratio_best_torch=0.2,
             speedup_of_our_conv_transpose=4.5)]},
     }}
-    text = "\n".join(benchmark._render_goal(results))
+    text = "\n".join(throughput.render_goal(results))
     assert "TensorFlow backend at >= 1.0x the PyTorch reference's train " \
         "images/s on CPU" in text
     assert verdict in text
@@ -131,7 +134,7 @@ def test_goal_states_the_issue_target_and_whether_it_is_met(ratios, verdict):
 
 
 def test_sampling_table_lists_each_backend_and_preset():
-    sampling = {
+    results = {
         "tensorflow": {"rows": [{
             "preset": "mnist", "latent_shape": [7, 7], "num_embeddings": 128,
             "parameters": 2072000, "n": 64, "first_call_s": 3.0,
@@ -139,25 +142,39 @@ def test_sampling_table_lists_each_backend_and_preset():
         }]},
         "jax": {"error": "boom"},
     }
-    text = "\n".join(benchmark._render_sampling(sampling))
+    text = "\n".join(sampling.render(results))
     assert "| tensorflow | mnist | 7x7, K=128 | 2,072,000 | 64 | 50.0 | 40.0 " \
         "| 3.0 |" in text
     assert "| jax | failed: boom" in text
-    assert benchmark._render_sampling(None) == []
+    assert sampling.render(None) == []
+
+
+@pytest.mark.parametrize("command, cwd", [
+    ([str(TOOLS / "benchmark")], REPO_ROOT),
+    (["-m", "tools.benchmark"], REPO_ROOT),
+    (["-m", "benchmark"], TOOLS),
+])
+def test_the_package_runs_as_a_folder_and_as_a_module(command, cwd):
+    proc = subprocess.run([sys.executable, *command, "--help"],
+                          capture_output=True, text=True, timeout=60, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"usage: {report.COMMAND} ")
+    assert "--quick" in proc.stdout
 
 
 @pytest.mark.slow  # ~25-30 s: two Keras backends in subprocesses
 def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
     output = tmp_path / "bench.md"
     proc = subprocess.run(
-        [sys.executable, str(TOOLS / "benchmark.py"), "--quick",
+        [sys.executable, str(TOOLS / "benchmark"), "--quick",
          "--backends", "tensorflow,torch", "--output", str(output)],
         capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = output.read_text()
-    assert benchmark.BEGIN in text and benchmark.END in text
-    assert "--quick --backends tensorflow,torch" in text
+    assert report.BEGIN in text and report.END in text
+    assert "- Command: `python tools/benchmark --quick --backends " \
+        "tensorflow,torch --output" in text
     assert re.search(r"Machine: \d+ cores", text)
     for backend in ("tensorflow", "torch"):
         row = re.search(

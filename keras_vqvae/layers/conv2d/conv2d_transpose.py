@@ -9,7 +9,7 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     JAX differentiates a transposed convolution with respect to its kernel
     into a kernel-dilated, kernel-reversed convolution that XLA on CPU
     compiles to a generic loop, about 20 times slower than its convolution
-    library (measured in `tools/benchmark.py`; the decoder's two transposed
+    library (measured in `tools/benchmark/jax_probe.py`; the decoder's two transposed
     convolutions made a JAX training step 3.4 times slower). A transposed
     convolution is the adjoint of a strided convolution, so its kernel
     gradient is that convolution's kernel gradient with input and cotangent

@@ -1,11 +1,13 @@
-"""A plain PyTorch VQ-VAE with the architecture of `VQVAE(**ARCHITECTURES["cifar10"])`.
+"""A plain PyTorch VQ-VAE: the benchmark's peer, the Keras `VQVAE` layer by
+layer.
 
-This is the reference that `tools/benchmark.py` times against. It follows
-the Keras model layer by layer:
+`build_reference(preset)` builds it with the architecture of a bundled preset
+(`keras_vqvae.models.VQVAE_PRESETS[preset]["config"]`, the constructor
+arguments of the Keras model); the benchmark times the `cifar10` one.
 
 * encoder: `num_downsamples` 4x4 stride-2 convolutions (padding 1, which is
-  Keras `"same"` for even sizes; `num_hiddens // 2` channels, then
-  `num_hiddens`), each followed by ReLU; a 3x3 convolution; a residual stack
+  Keras `"same"` for even sizes; `hidden_dim // 2` channels, then
+  `hidden_dim`), each followed by ReLU; a 3x3 convolution; a residual stack
   (`x + conv1x1(relu(conv3x3(relu(x))))` per block, then ReLU);
 * a 1x1 pre-quantisation convolution to `embedding_dim` channels;
 * the EMA vector quantiser (decay 0.99, epsilon 1e-5, commitment 0.25,
@@ -22,8 +24,6 @@ copies a Keras `VQVAE`'s weights in, so both give the same outputs.
 
 `train_step(x)` is one Adam(3e-4) step on
 `mean((x - x_hat)^2) / data_variance + commitment_cost * commitment_loss`.
-
-Only torch and numpy are imported: usable without Keras.
 """
 
 import math
@@ -33,18 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-CIFAR10 = dict(
-    image_shape=(32, 32, 3),
-    num_embeddings=512,
-    embedding_dim=64,
-    num_hiddens=128,
-    num_residual_layers=2,
-    num_residual_hiddens=32,
-    num_downsamples=2,
-    quantizer="ema",
-    kmeans_init=True,
-    dead_code_threshold=1.0,
-)
+from keras_vqvae.models import VQVAE_PRESETS
 
 
 def _glorot_(conv):
@@ -62,14 +51,14 @@ def _glorot_(conv):
 
 
 class ResidualStack(nn.Module):
-    def __init__(self, num_hiddens, num_residual_layers, num_residual_hiddens):
+    def __init__(self, hidden_dim, num_residual_layers, residual_hidden_dim):
         super().__init__()
         self.convs3x3 = nn.ModuleList(
-            _glorot_(nn.Conv2d(num_hiddens, num_residual_hiddens, 3, padding=1))
+            _glorot_(nn.Conv2d(hidden_dim, residual_hidden_dim, 3, padding=1))
             for _ in range(num_residual_layers)
         )
         self.convs1x1 = nn.ModuleList(
-            _glorot_(nn.Conv2d(num_residual_hiddens, num_hiddens, 1))
+            _glorot_(nn.Conv2d(residual_hidden_dim, hidden_dim, 1))
             for _ in range(num_residual_layers)
         )
 
@@ -80,21 +69,27 @@ class ResidualStack(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, in_channels, num_hiddens, num_residual_layers,
-                 num_residual_hiddens, num_downsamples):
+    def __init__(
+        self,
+        in_channels,
+        hidden_dim,
+        num_residual_layers,
+        residual_hidden_dim,
+        num_downsamples,
+    ):
         super().__init__()
         downsamples = []
         channels = in_channels
         for i in range(num_downsamples):
-            out = num_hiddens if i == num_downsamples - 1 else num_hiddens // 2
+            out = hidden_dim if i == num_downsamples - 1 else hidden_dim // 2
             downsamples.append(
                 _glorot_(nn.Conv2d(channels, out, 4, stride=2, padding=1))
             )
             channels = out
         self.downsamples = nn.ModuleList(downsamples)
-        self.conv = _glorot_(nn.Conv2d(channels, num_hiddens, 3, padding=1))
+        self.conv = _glorot_(nn.Conv2d(channels, hidden_dim, 3, padding=1))
         self.residual_stack = ResidualStack(
-            num_hiddens, num_residual_layers, num_residual_hiddens
+            hidden_dim, num_residual_layers, residual_hidden_dim
         )
 
     def forward(self, x):
@@ -104,17 +99,24 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, embedding_dim, num_hiddens, num_residual_layers,
-                 num_residual_hiddens, out_channels, num_upsamples):
+    def __init__(
+        self,
+        embedding_dim,
+        hidden_dim,
+        num_residual_layers,
+        residual_hidden_dim,
+        out_channels,
+        num_upsamples,
+    ):
         super().__init__()
-        self.conv = _glorot_(nn.Conv2d(embedding_dim, num_hiddens, 3, padding=1))
+        self.conv = _glorot_(nn.Conv2d(embedding_dim, hidden_dim, 3, padding=1))
         self.residual_stack = ResidualStack(
-            num_hiddens, num_residual_layers, num_residual_hiddens
+            hidden_dim, num_residual_layers, residual_hidden_dim
         )
         upsamples = []
-        channels = num_hiddens
+        channels = hidden_dim
         for i in range(num_upsamples):
-            out = out_channels if i == num_upsamples - 1 else num_hiddens // 2
+            out = out_channels if i == num_upsamples - 1 else hidden_dim // 2
             upsamples.append(
                 _glorot_(
                     nn.ConvTranspose2d(channels, out, 4, stride=2, padding=1)
@@ -133,10 +135,19 @@ class Decoder(nn.Module):
 class VectorQuantizerEMA(nn.Module):
     """EMA codebook (buffers, not parameters) with the Keras layer's extras."""
 
-    def __init__(self, num_embeddings, embedding_dim, commitment_cost=0.25,
-                 decay=0.99, epsilon=1e-5, kmeans_init=False,
-                 kmeans_iterations=10, dead_code_threshold=0.0,
-                 usage_decay=0.99, generator=None):
+    def __init__(
+        self,
+        num_embeddings,
+        embedding_dim,
+        commitment_cost=0.25,
+        decay=0.99,
+        epsilon=1e-5,
+        kmeans_init=False,
+        kmeans_iterations=10,
+        dead_code_threshold=0.0,
+        usage_decay=0.99,
+        generator=None,
+    ):
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
@@ -170,14 +181,17 @@ class VectorQuantizerEMA(nn.Module):
         return distances.argmin(1)
 
     def _random_rows(self, flat, count):
-        rows = torch.randint(0, flat.shape[0], (count,), generator=self.generator)
+        rows = torch.randint(
+            0, flat.shape[0], (count,), generator=self.generator
+        )
         return flat[rows]
 
     def _replace_codes(self, new_codebook, replaced):
         self.codebook.copy_(new_codebook)
         self.ema_dw.copy_(
             torch.where(
-                replaced, new_codebook * self.ema_cluster_size[:, None],
+                replaced,
+                new_codebook * self.ema_cluster_size[:, None],
                 self.ema_dw,
             )
         )
@@ -237,9 +251,10 @@ class VectorQuantizerEMA(nn.Module):
         self.codebook.copy_(ema_dw / smoothed[:, None])
 
     def _restart_dead_codes(self, flat, counts):
-        usage = self.usage_decay * self.code_usage + (
-            1.0 - self.usage_decay
-        ) * counts
+        usage = (
+            self.usage_decay * self.code_usage
+            + (1.0 - self.usage_decay) * counts
+        )
         self.code_usage.copy_(usage)
         dead = (usage < self.dead_code_threshold)[:, None]
         candidates = self._random_rows(flat, self.num_embeddings)
@@ -250,14 +265,36 @@ class VectorQuantizerEMA(nn.Module):
 
 
 class TorchVQVAE(nn.Module):
-    """The reference model; NHWC in, NHWC out (float images in [-0.5, 0.5])."""
+    """The reference model; NHWC in, NHWC out (float images in [-0.5, 0.5]).
 
-    def __init__(self, image_shape=(32, 32, 3), num_embeddings=512,
-                 embedding_dim=64, num_hiddens=128, num_residual_layers=2,
-                 num_residual_hiddens=32, num_downsamples=2, quantizer="ema",
-                 commitment_cost=0.25, decay=0.99, epsilon=1e-5,
-                 kmeans_init=False, dead_code_threshold=0.0,
-                 data_variance=1.0, learning_rate=3e-4, seed=0, **unused):
+    Args:
+        image_shape, num_embeddings, embedding_dim, hidden_dim,
+            num_residual_layers, residual_hidden_dim, num_downsamples,
+            quantizer, commitment_cost, decay, epsilon, kmeans_init,
+            dead_code_threshold, data_variance, seed: as for
+            `keras_vqvae.models.VQVAE` (`quantizer` must be `"ema"`).
+        learning_rate: float. Adam's learning rate.
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        num_embeddings,
+        embedding_dim,
+        hidden_dim,
+        num_residual_layers,
+        residual_hidden_dim,
+        num_downsamples,
+        quantizer="ema",
+        commitment_cost=0.25,
+        decay=0.99,
+        epsilon=1e-5,
+        kmeans_init=False,
+        dead_code_threshold=0.0,
+        data_variance=1.0,
+        learning_rate=3e-4,
+        seed=0,
+    ):
         super().__init__()
         if quantizer != "ema":
             raise ValueError("The reference implements the EMA quantiser only.")
@@ -267,18 +304,32 @@ class TorchVQVAE(nn.Module):
         self.embedding_dim = embedding_dim
         self.data_variance = float(data_variance)
         self.encoder = Encoder(
-            image_shape[-1], num_hiddens, num_residual_layers,
-            num_residual_hiddens, num_downsamples,
+            image_shape[-1],
+            hidden_dim,
+            num_residual_layers,
+            residual_hidden_dim,
+            num_downsamples,
         )
-        self.pre_quantization = _glorot_(nn.Conv2d(num_hiddens, embedding_dim, 1))
+        self.pre_quantization = _glorot_(
+            nn.Conv2d(hidden_dim, embedding_dim, 1)
+        )
         self.quantizer = VectorQuantizerEMA(
-            num_embeddings, embedding_dim, commitment_cost=commitment_cost,
-            decay=decay, epsilon=epsilon, kmeans_init=kmeans_init,
-            dead_code_threshold=dead_code_threshold, generator=self.generator,
+            num_embeddings,
+            embedding_dim,
+            commitment_cost=commitment_cost,
+            decay=decay,
+            epsilon=epsilon,
+            kmeans_init=kmeans_init,
+            dead_code_threshold=dead_code_threshold,
+            generator=self.generator,
         )
         self.decoder = Decoder(
-            embedding_dim, num_hiddens, num_residual_layers,
-            num_residual_hiddens, image_shape[-1], num_downsamples,
+            embedding_dim,
+            hidden_dim,
+            num_residual_layers,
+            residual_hidden_dim,
+            image_shape[-1],
+            num_downsamples,
         )
         # Keras Adam's defaults (epsilon 1e-7, not torch's 1e-8).
         self.optimizer = torch.optim.Adam(
@@ -307,7 +358,9 @@ class TorchVQVAE(nn.Module):
         self.train()
         x = _to_tensor(x)
         reconstructions, vq_loss = self(x)
-        reconstruction_loss = F.mse_loss(reconstructions, x) / self.data_variance
+        reconstruction_loss = (
+            F.mse_loss(reconstructions, x) / self.data_variance
+        )
         loss = reconstruction_loss + vq_loss
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -320,9 +373,11 @@ class TorchVQVAE(nn.Module):
         self.eval()
         out = []
         for i in range(0, len(images), batch_size):
-            z = self._latents(images[i:i + batch_size])
+            z = self._latents(images[i : i + batch_size])
             flat = z.reshape(-1, self.embedding_dim)
-            indices = self.quantizer.nearest_codes(flat, self.quantizer.codebook)
+            indices = self.quantizer.nearest_codes(
+                flat, self.quantizer.codebook
+            )
             out.append(indices.reshape(z.shape[:-1]).numpy())
         return np.concatenate(out)
 
@@ -332,7 +387,7 @@ class TorchVQVAE(nn.Module):
         self.eval()
         out = []
         for i in range(0, len(indices), batch_size):
-            codes = torch.from_numpy(np.array(indices[i:i + batch_size]))
+            codes = torch.from_numpy(np.array(indices[i : i + batch_size]))
             quantized = self.quantizer.lookup(codes.long())
             out.append(self._decode_latents(quantized).numpy())
         return np.concatenate(out)
@@ -340,7 +395,7 @@ class TorchVQVAE(nn.Module):
     def load_keras_weights(self, keras_model):
         """Copies the weights (and codebook state) of a Keras `VQVAE`."""
 
-        def conv(dst, src, transposed=False):
+        def conv(dst, src):
             kernel = np.asarray(src.kernel.numpy())
             # Keras Conv2D (kh, kw, in, out) -> torch (out, in, kh, kw);
             # Conv2DTranspose (kh, kw, out, in) -> torch (in, out, kh, kw).
@@ -364,10 +419,15 @@ class TorchVQVAE(nn.Module):
         conv(self.decoder.conv, dec.conv)
         stack(self.decoder.residual_stack, dec.residual_stack)
         for d, s in zip(self.decoder.upsamples, dec.upsamples):
-            conv(d, s, transposed=True)
+            conv(d, s)
         q, kq = self.quantizer, keras_model.quantizer
         with torch.no_grad():
-            for name in ("codebook", "ema_cluster_size", "ema_dw", "code_usage"):
+            for name in (
+                "codebook",
+                "ema_cluster_size",
+                "ema_dw",
+                "code_usage",
+            ):
                 getattr(q, name).copy_(
                     torch.from_numpy(np.asarray(getattr(kq, name).numpy()))
                 )
@@ -382,14 +442,20 @@ def _to_tensor(x):
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def build_reference(data_variance=1.0, seed=0, **overrides):
-    """The cifar10 preset architecture as a `TorchVQVAE`."""
-    config = {**CIFAR10, **overrides}
-    return TorchVQVAE(data_variance=data_variance, seed=seed, **config)
+def build_reference(preset="cifar10", data_variance=1.0, seed=0):
+    """The architecture of a bundled `VQVAE` preset as a `TorchVQVAE`.
 
+    Args:
+        preset: str. A name in `keras_vqvae.models.VQVAE_PRESETS`.
+        data_variance: float. Divides the reconstruction loss.
+        seed: int. Seed of the initial weights and of the quantiser's
+            random choices.
 
-if __name__ == "__main__":
-    model = build_reference()
-    batch = np.random.default_rng(0).uniform(-0.5, 0.5, (8, 32, 32, 3))
-    print("trainable parameters:", model.trainable_parameter_count())
-    print("loss:", model.train_step(batch.astype("float32")))
+    Returns:
+        A `TorchVQVAE`.
+    """
+    return TorchVQVAE(
+        **VQVAE_PRESETS[preset]["config"],
+        data_variance=data_variance,
+        seed=seed,
+    )

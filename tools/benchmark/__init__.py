@@ -1,0 +1,47 @@
+"""Benchmarks keras-vqvae against a PyTorch reference, measured in one run.
+
+Every number is taken on the same machine in the same run, and every speed
+is also reported as a ratio against a reference measured alongside it
+(interleaved rounds in one process), because the machine may be shared.
+
+What is measured, one module per section:
+
+* `throughput`: training images/s of the `cifar10` preset's architecture
+  (`VQVAE(**VQVAE_PRESETS["cifar10"]["config"])`) with `model.fit` on
+  in-memory arrays (batch 32 and 128, warm-up steps excluded), for each
+  Keras backend, each in its own subprocess (`KERAS_BACKEND` is set before
+  Keras is imported), against `torch_reference` (the same architecture in
+  plain PyTorch, `torch.set_num_threads(cores)`; also with one thread); on
+  JAX also the same model built with
+  `decoder_upsampling_layer=keras.layers.Conv2DTranspose` instead of the
+  default `keras_vqvae.layers.Conv2DTranspose` (the ratio before and after
+  the library's transposed-convolution fix, in the same rounds); encode and
+  decode images/s (`model.encode` / `model.decode_indices`, which run
+  eagerly, and the same computations compiled through `predict`);
+* `options`: TensorFlow's `mixed_bfloat16` and XLA (`jit_compile=True`);
+* `quantizer_memory`: `VectorQuantizer` forward time and peak memory on
+  N x D inputs as N and K grow, in a fresh subprocess per size (peak RSS;
+  the import's peak is reset through `/proc/self/clear_refs` where Linux
+  allows it);
+* `sampling`: samples/s of the bundled presets' PixelCNN priors per Keras
+  backend (`PixelCNNPrior.sample`, and sample + `VQVAE.decode_indices`);
+* `jax_probe`: why JAX was slow on CPU: per-layer convolution
+  forward+backward in JAX (Keras's `ops.conv_transpose`, and
+  `keras_vqvae.layers.Conv2DTranspose` for the transposed ones), TensorFlow
+  (with and without XLA) and PyTorch, and train-step ablations (no k-means /
+  dead-code restarts, no quantiser, Keras's `keras.layers.Conv2DTranspose`
+  in the decoder).
+
+`cli` runs each section's worker in a subprocess (`runner`) and `report`
+writes the results into a section of a Markdown file (default BENCHMARKS.md
+at the repository root), between markers, so a rerun replaces it. The
+parent process never imports Keras: the workers import it lazily, each
+with its own backend.
+
+    python tools/benchmark                         # full run, ~10 minutes
+    python tools/benchmark --quick --backends tensorflow,torch \\
+        --output quick_bench.md                    # a smoke test, < 1 minute
+
+`python -m benchmark` from `tools/` (or `python -m tools.benchmark` from the
+repository root) runs the same command.
+"""
