@@ -3,12 +3,28 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_vqvae.layers import VectorQuantizer, VectorQuantizerEMA
+from keras_vqvae.layers import VectorQuantizer
+from keras_vqvae.layers import VectorQuantizerEMA
 
 needs_tf = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="gradients are taken with tf.GradientTape",
 )
+
+
+# VectorQuantizer refuses k-means and restarts on JAX (they assign its
+# trainable codebook); its EMA subclass is the one to use there.
+QUANTIZERS_WITH_UPDATES = [
+    pytest.param(
+        VectorQuantizer,
+        marks=pytest.mark.skipif(
+            keras.backend.backend() == "jax",
+            reason="VectorQuantizer raises for kmeans_init and "
+            "dead_code_threshold on JAX",
+        ),
+    ),
+    VectorQuantizerEMA,
+]
 
 
 def nearest_numpy(z, codebook):
@@ -150,7 +166,7 @@ def test_ema_codebook_changes_only_in_training():
     assert layer.trainable_weights == []
 
 
-@pytest.mark.parametrize("layer_class", [VectorQuantizer, VectorQuantizerEMA])
+@pytest.mark.parametrize("layer_class", QUANTIZERS_WITH_UPDATES)
 def test_frozen_quantizer_keeps_its_state_in_training(layer_class):
     layer = layer_class(
         8, 4, kmeans_init=True, dead_code_threshold=0.5, seed=6
@@ -192,7 +208,7 @@ def test_perplexity_and_usage_statistics():
     np.testing.assert_allclose(layer.batch_codebook_usage.numpy(), 0.25)
 
 
-@pytest.mark.parametrize("layer_class", [VectorQuantizer, VectorQuantizerEMA])
+@pytest.mark.parametrize("layer_class", QUANTIZERS_WITH_UPDATES)
 def test_kmeans_init_finds_clusters_once(layer_class):
     rng = np.random.default_rng(8)
     centers = np.array([[-5, -5], [-5, 5], [5, -5], [5, 5]], "float32")
@@ -210,7 +226,7 @@ def test_kmeans_init_finds_clusters_once(layer_class):
     assert np.abs(layer.codebook.numpy()).max() > 4.0
 
 
-@pytest.mark.parametrize("layer_class", [VectorQuantizer, VectorQuantizerEMA])
+@pytest.mark.parametrize("layer_class", QUANTIZERS_WITH_UPDATES)
 def test_dead_codes_restart_at_batch_vectors(layer_class):
     layer = layer_class(8, 2, dead_code_threshold=0.5, usage_decay=0.5, seed=0)
     layer.build((None, 2))
@@ -225,6 +241,107 @@ def test_dead_codes_restart_at_batch_vectors(layer_class):
     codebook = layer.codebook.numpy()
     assert np.abs(codebook).max() < 10.0, codebook
     assert np.unique(codebook.round(4), axis=0).shape[0] > 1
+
+
+def clustered_batch_with_a_dead_code(layer_class, **kwargs):
+    """8 tight, far-apart clusters of 8 vectors; codes 1-7 on clusters
+    1-7 and code 0 far away, unused for long (usage and, for EMA, cluster
+    size 0)."""
+    rng = np.random.default_rng(11)
+    centers = 10.0 * np.stack(
+        [np.arange(8) % 4, np.arange(8) // 4], axis=1
+    ).astype("float32")
+    z = (centers.repeat(8, axis=0) + rng.normal(0, 0.05, (64, 2))).astype(
+        "float32"
+    )
+    layer = layer_class(8, 2, seed=3, **kwargs)
+    layer.build((None, 2))
+    codebook = centers.copy()
+    codebook[0] = 100.0
+    layer.codebook.assign(codebook)
+    usage = np.ones(8, "float32")
+    usage[0] = 0.0
+    layer.code_usage.assign(usage)
+    if layer_class is VectorQuantizerEMA:
+        layer.ema_dw.assign(codebook)
+        layer.ema_cluster_size.assign(usage)
+    return layer, z
+
+
+@pytest.mark.parametrize("layer_class", QUANTIZERS_WITH_UPDATES)
+def test_restarted_code_is_not_restarted_while_used(layer_class):
+    layer, z = clustered_batch_with_a_dead_code(
+        layer_class, dead_code_threshold=1.0, usage_decay=0.99
+    )
+    layer(z, training=True)
+    restarted_at = layer.codebook.numpy()[0].copy()
+    # Restarted onto a batch vector (the EMA update ran before).
+    assert np.abs(z - restarted_at).max(1).min() < 1e-6, restarted_at
+    for _ in range(5):
+        _, indices = layer(z, training=True, return_indices=True)
+        # Used by every batch, so kept where it is: the non-EMA codebook
+        # has no optimizer here, the EMA one moves within its cluster.
+        assert np.sum(ops.convert_to_numpy(indices) == 0) >= 1
+        moved = np.abs(layer.codebook.numpy()[0] - restarted_at).max()
+        assert moved < 1.0, (restarted_at, layer.codebook.numpy()[0])
+    assert layer.code_usage.numpy()[0] >= 1.0
+
+
+@pytest.mark.parametrize("layer_class", QUANTIZERS_WITH_UPDATES)
+def test_unused_restarted_code_is_restarted_again(layer_class):
+    layer, z = clustered_batch_with_a_dead_code(
+        layer_class, dead_code_threshold=1.0, usage_decay=0.99
+    )
+    layer(z, training=True)
+    restarted_at = layer.codebook.numpy()[0].copy()
+    # The next batch lies elsewhere: the code gets nothing and is redrawn.
+    elsewhere = z + 1000.0
+    layer(elsewhere, training=True)
+    assert np.abs(elsewhere - layer.codebook.numpy()[0]).max(1).min() < 1e-3
+    assert np.abs(layer.codebook.numpy()[0] - restarted_at).max() > 100.0
+
+
+def smoothed_numpy(cluster_size, epsilon, num_embeddings):
+    total = cluster_size.sum()
+    return (cluster_size + epsilon) / (total + num_embeddings * epsilon) * total
+
+
+def test_ema_restart_resets_statistics_consistently():
+    layer, z = clustered_batch_with_a_dead_code(
+        VectorQuantizerEMA,
+        dead_code_threshold=1.0,
+        usage_decay=0.99,
+        decay=0.99,
+        epsilon=1e-5,
+    )
+    layer(z, training=True)
+    codebook = layer.codebook.numpy()
+    cluster_size = layer.ema_cluster_size.numpy()
+    ema_dw = layer.ema_dw.numpy()
+    assert np.abs(z - codebook[0]).max(1).min() < 1e-6  # restarted
+    # The restarted code starts as a cluster of threshold size at its new
+    # vector, and its usage starts at the threshold too.
+    np.testing.assert_allclose(cluster_size[0], 1.0)
+    np.testing.assert_allclose(layer.code_usage.numpy()[0], 1.0)
+    smoothed = smoothed_numpy(cluster_size, 1e-5, 8)
+    np.testing.assert_allclose(
+        ema_dw / smoothed[:, None], codebook, rtol=1e-6, atol=1e-6
+    )
+    # The next update moves it from there towards its new assignments.
+    _, indices = layer(z, training=True, return_indices=True)
+    mine = ops.convert_to_numpy(indices) == 0
+    counts = mine.sum()
+    assert counts >= 1
+    expected_n = 0.99 * 1.0 + 0.01 * counts
+    expected_m = 0.99 * ema_dw[0] + 0.01 * z[mine].sum(0)
+    np.testing.assert_allclose(
+        layer.ema_cluster_size.numpy()[0], expected_n, rtol=1e-6
+    )
+    np.testing.assert_allclose(layer.ema_dw.numpy()[0], expected_m, rtol=1e-5)
+    new_smoothed = smoothed_numpy(layer.ema_cluster_size.numpy(), 1e-5, 8)
+    np.testing.assert_allclose(
+        layer.codebook.numpy()[0], expected_m / new_smoothed[0], rtol=1e-5
+    )
 
 
 def test_bad_inputs_raise_clear_errors():

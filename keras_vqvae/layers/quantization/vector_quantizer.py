@@ -33,8 +33,11 @@ class VectorQuantizer(keras.layers.Layer):
         kmeans_iterations: int. Lloyd iterations for `kmeans_init`.
         dead_code_threshold: float. If > 0, in training, a code whose moving
             average of assignments per batch falls below this value is
-            restarted at a random input vector of the current batch. 0
-            disables restarts.
+            restarted at a random input vector of the current batch, and
+            its moving average is reset to the threshold, so it stays
+            while it gets at least `dead_code_threshold` assignments per
+            batch (and, for `VectorQuantizerEMA`, its cluster size is reset
+            likewise). 0 disables restarts.
         usage_decay: float. Decay of the moving average of code usage that
             `dead_code_threshold` compares against.
         embeddings_initializer: initializer of the codebook.
@@ -290,15 +293,31 @@ class VectorQuantizer(keras.layers.Layer):
             self.usage_decay * self.code_usage
             + (1.0 - self.usage_decay) * counts
         )
-        self.code_usage.assign(usage)
-        dead = (usage < self.dead_code_threshold)[:, None]
+        dead = usage < self.dead_code_threshold
+        # A restarted code has no history: its usage restarts at the
+        # threshold (as vector-quantize-pytorch resets its cluster size),
+        # not at the low average that made it dead. Otherwise it stays
+        # below the threshold, and is moved again every step, for as long
+        # as its new assignments take to lift the average (tens of steps
+        # at usage_decay=0.99) while the batches use it. From the
+        # threshold, the next batch keeps it iff it gets at least
+        # `dead_code_threshold` assignments; an unused one is redrawn.
+        self.code_usage.assign(ops.where(dead, self.dead_code_threshold, usage))
+        # Drawn for every code, used where dead: no branch on tensor values.
         candidates = self._random_rows(flat_inputs, self.num_embeddings)
         self._replace_codes(
-            ops.where(dead, candidates, self.codebook.value), dead
+            ops.where(dead[:, None], candidates, self.codebook.value),
+            dead[:, None],
+            cluster_size=self.dead_code_threshold,
         )
 
-    def _replace_codes(self, new_codebook, replaced):
-        """Assigns `new_codebook`; `replaced` (K, 1) marks the changed rows."""
+    def _replace_codes(self, new_codebook, replaced, cluster_size=None):
+        """Assigns `new_codebook`; `replaced` (K, 1) marks the changed rows.
+
+        `cluster_size`: for codebooks with statistics (EMA), the cluster
+        size the replaced codes restart with; None keeps their current
+        one (k-means initialisation).
+        """
         self.codebook.assign(new_codebook)
 
     def _random_rows(self, flat_inputs, count):

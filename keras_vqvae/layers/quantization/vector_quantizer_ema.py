@@ -23,8 +23,10 @@ class VectorQuantizerEMA(VectorQuantizer):
     are non-trainable weights, updated with `assign` only when
     `training=True`, as `BatchNormalization` updates its moving statistics.
     N starts at 1 and m at the initial codebook, so the codebook starts at
-    its initial value and an unused code keeps its value. The loss added is
-    the commitment term alone.
+    its initial value and an unused code keeps its value. A code restarted
+    by `dead_code_threshold` restarts with N = the threshold and
+    m = its new vector times the smoothed N. The loss added is the
+    commitment term alone.
 
     Args:
         num_embeddings: int. Codebook size K.
@@ -86,26 +88,41 @@ class VectorQuantizerEMA(VectorQuantizer):
         cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
         dw = self._cluster_sums(flat_inputs, flat_indices)
         ema_dw = decay * self.ema_dw + (1.0 - decay) * dw
-        total = ops.sum(cluster_size)
-        smoothed = (
-            (cluster_size + self.epsilon)
-            / (total + self.num_embeddings * self.epsilon)
-            * total
-        )
+        smoothed = self._smoothed_cluster_size(cluster_size)
         self.ema_cluster_size.assign(cluster_size)
         self.ema_dw.assign(ema_dw)
         self.codebook.assign(ema_dw / smoothed[:, None])
 
-    def _replace_codes(self, new_codebook, replaced):
-        # Keep e = m / N for the replaced rows so the next update starts there.
-        self.codebook.assign(new_codebook)
-        self.ema_dw.assign(
-            ops.where(
-                replaced,
-                new_codebook * self.ema_cluster_size.value[:, None],
-                self.ema_dw.value,
-            )
+    def _smoothed_cluster_size(self, cluster_size):
+        """Laplace-smoothed cluster sizes: the divisor of `ema_dw`."""
+        total = ops.sum(cluster_size)
+        return (
+            (cluster_size + self.epsilon)
+            / (total + self.num_embeddings * self.epsilon)
+            * total
         )
+
+    def _replace_codes(self, new_codebook, replaced, cluster_size=None):
+        # A restarted code's statistics are those of a cluster of
+        # `cluster_size` (the dead-code threshold, which its usage restarts
+        # at too) at its new vector, not the near-zero N of a long-dead
+        # code: a light cluster, so the next updates pull it quickly to the
+        # mean of its new assignments, and an unused one stays in place
+        # instead of shrinking towards 0 as N meets the smoothing's epsilon.
+        # k-means initialisation keeps the sizes (1 at the first batch).
+        sizes = self.ema_cluster_size.value
+        if cluster_size is not None:
+            sizes = ops.where(replaced[:, 0], cluster_size, sizes)
+            self.ema_cluster_size.assign(sizes)
+        # m = e * smoothed(N): the codebook is m / smoothed(N), as the
+        # update computes it, with the replaced rows at their new vectors.
+        smoothed = self._smoothed_cluster_size(sizes)[:, None]
+        ema_dw = ops.where(replaced, new_codebook * smoothed, self.ema_dw.value)
+        self.ema_dw.assign(ema_dw)
+        if cluster_size is not None:
+            # The new total of N shifts the others' smoothing (~epsilon).
+            new_codebook = ops.where(replaced, new_codebook, ema_dw / smoothed)
+        self.codebook.assign(new_codebook)
 
     def get_config(self):
         config = super().get_config()
