@@ -77,8 +77,8 @@ import numpy as np
 from keras_vqvae.data import load_split
 from keras_vqvae.data import make_dataset
 from keras_vqvae.data import normalize
-from keras_vqvae.workflows import measure_reconstructions
 from keras_vqvae.models import VQVAE
+from keras_vqvae.workflows import measure_reconstructions
 
 QUICK = os.environ.get("KERAS_VQVAE_GUIDE_QUICK") == "1"
 OUTPUT_DIR = Path(

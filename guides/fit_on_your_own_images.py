@@ -46,15 +46,15 @@ import keras
 import numpy as np
 from PIL import Image
 
-from keras_vqvae.data import load_split
 from keras_vqvae.data import image_folder_classes
 from keras_vqvae.data import load_image_folder
+from keras_vqvae.data import load_split
 from keras_vqvae.data import make_dataset
 from keras_vqvae.data import normalize
-from keras_vqvae.workflows import measure_reconstructions
 from keras_vqvae.models import VQVAE
 from keras_vqvae.visualization import reconstruction_rows
 from keras_vqvae.visualization import save_image_grid
+from keras_vqvae.workflows import measure_reconstructions
 
 QUICK = os.environ.get("KERAS_VQVAE_GUIDE_QUICK") == "1"
 OUTPUT_DIR = Path(

@@ -50,13 +50,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 from keras_vqvae.data import load_split
-from keras_vqvae.workflows import measure_reconstructions
 from keras_vqvae.models import VQVAE
 from keras_vqvae.presets import PresetFolder
 from keras_vqvae.presets import resolve_preset
 from keras_vqvae.upload import upload_preset
 from keras_vqvae.visualization import reconstruction_rows
 from keras_vqvae.visualization import save_image_grid
+from keras_vqvae.workflows import measure_reconstructions
 
 QUICK = os.environ.get("KERAS_VQVAE_GUIDE_QUICK") == "1"
 OUTPUT_DIR = Path(

@@ -47,10 +47,10 @@ import keras
 import numpy as np
 
 from keras_vqvae.data import load_split
-from keras_vqvae.workflows import measure_bits_per_dim
 from keras_vqvae.models import VQVAE
 from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
 from keras_vqvae.visualization import save_image_grid
+from keras_vqvae.workflows import measure_bits_per_dim
 
 QUICK = os.environ.get("KERAS_VQVAE_GUIDE_QUICK") == "1"
 OUTPUT_DIR = Path(

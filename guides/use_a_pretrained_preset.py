@@ -47,12 +47,12 @@ import numpy as np
 
 from keras_vqvae.data import load_split
 from keras_vqvae.metrics import code_statistics
-from keras_vqvae.workflows import measure_reconstructions
 from keras_vqvae.metrics import mse01
 from keras_vqvae.metrics import psnr
 from keras_vqvae.models import VQVAE
 from keras_vqvae.visualization import reconstruction_rows
 from keras_vqvae.visualization import save_image_grid
+from keras_vqvae.workflows import measure_reconstructions
 
 QUICK = os.environ.get("KERAS_VQVAE_GUIDE_QUICK") == "1"
 OUTPUT_DIR = Path(

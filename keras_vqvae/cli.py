@@ -15,6 +15,7 @@ exit status 1; any other exception is a bug and keeps its traceback.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -23,6 +24,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from keras_vqvae.native_logs import filtered_stderr  # noqa: E402
+
 DEFAULT_PRESET = "mnist"
 
 
@@ -30,8 +33,17 @@ class CommandError(Exception):
     """A user error found by the CLI itself."""
 
 
+# Results go to standard output; progress bars (Keras writes them to
+# stdout) go to standard error while a command runs, so `> out.json` works.
+_results = sys.stdout
+
+
+def _say(*values):
+    print(*values, file=_results, flush=True)
+
+
 def _print_json(value):
-    print(json.dumps(value, indent=2))
+    _say(json.dumps(value, indent=2))
 
 
 def _load_images(args, model):
@@ -59,7 +71,7 @@ def cmd_presets(args):
     for name, metadata in presets.items():
         metrics = metadata.get("test_metrics", {})
         shape = tuple(metadata.get("image_shape", ()))
-        print(
+        _say(
             f"{name:15s} {str(shape):15s} K={metadata.get('num_embeddings')} "
             f"PSNR {metrics.get('psnr_db', float('nan')):.2f} dB "
             f"MSE {metrics.get('mse', float('nan')):.5f}"
@@ -74,7 +86,7 @@ def cmd_reconstruct(args):
     model = VQVAE.from_preset(args.preset)
     images = _load_images(args, model)
     results = workflows.measure_reconstructions(
-        model, images, batch_size=args.batch_size
+        model, images, batch_size=args.batch_size, verbose=args.progress
     )
     path = workflows.write_reconstruction_grid(
         model, images, args.out, args.grid_images
@@ -88,9 +100,13 @@ def cmd_encode(args):
     from keras_vqvae.models import VQVAE
 
     model = VQVAE.from_preset(args.preset)
-    codes = model.encode(_load_images(args, model), batch_size=args.batch_size)
+    codes = model.encode(
+        _load_images(args, model),
+        batch_size=args.batch_size,
+        verbose=args.progress,
+    )
     np.save(args.out, codes)
-    print(
+    _say(
         f"wrote {args.out}: codes {codes.shape} int32 in "
         f"[0, {model.num_embeddings})"
     )
@@ -114,13 +130,17 @@ def cmd_decode(args):
     model = VQVAE.from_preset(args.preset)
     codes = _read_codes(args.codes)
     try:
-        images = model.decode_indices(codes, batch_size=args.batch_size)
+        images = model.decode_indices(
+            codes, batch_size=args.batch_size, verbose=args.progress
+        )
     except ValueError as e:
         raise CommandError(f"--codes {args.codes}: {e}") from e
     if args.npy:
         np.save(args.npy, images)
-    workflows.write_sample_grid(model, images, args.out)
-    print(f"wrote {args.out}: {len(images)} images {images.shape[1:]}")
+    workflows.write_sample_grid(
+        model, images, args.out, title=f"decoded from {Path(args.codes).name}"
+    )
+    _say(f"wrote {args.out}: {len(images)} images {images.shape[1:]}")
 
 
 def cmd_sample(args):
@@ -140,9 +160,17 @@ def cmd_sample(args):
         labels=args.label,
         temperature=args.temperature,
         seed=args.seed,
+        verbose=args.progress,
     )
     seconds = time.perf_counter() - started
-    workflows.write_sample_grid(model, images, args.out)
+    if args.label is None:
+        workflows.write_sample_grid(
+            model, images, args.out, num_classes=prior.num_classes
+        )
+    else:
+        workflows.write_sample_grid(
+            model, images, args.out, title=f"samples of class {args.label}"
+        )
     _print_json(
         {
             "samples": args.n,
@@ -163,6 +191,8 @@ def cmd_demo(args):
             args.out,
             limit=args.limit,
             samples=args.samples,
+            verbose=args.progress,
+            log=_say,
         )
     )
 
@@ -238,6 +268,7 @@ def cmd_evaluate(args):
         grid_images=args.grid_images,
         batch_size=args.batch_size,
         bits_per_dim=args.bits_per_dim,
+        verbose=args.progress,
     )
     _print_json(results)
     if args.output:
@@ -256,6 +287,7 @@ def cmd_upload(args):
         commit_message=args.message,
         dry_run=args.dry_run,
         force=args.force,
+        log=_say,
     )
 
 
@@ -443,6 +475,13 @@ def build_parser():
         prog="keras-vqvae",
         description="VQ-VAE presets: reconstruct, encode, decode, sample, train, evaluate, upload.",
     )
+    parser.add_argument(
+        "--verbose",
+        dest="native_logs",
+        action="store_true",
+        help="show the backend's native start-up logs (hidden by default)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND"
     )
@@ -546,16 +585,33 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.command_line = "keras-vqvae " + shlex.join(argv)
+    if args.native_logs and os.environ.get("KERAS_VQVAE_NATIVE_LOGS") != "1":
+        # The backend was imported (quietly) with the package: start again.
+        os.environ["KERAS_VQVAE_NATIVE_LOGS"] = "1"
+        os.execv(
+            sys.executable, [sys.executable, "-m", "keras_vqvae.cli", *argv]
+        )
+    args.progress = 0 if args.quiet else 1
+    with filtered_stderr(enabled=not args.native_logs):
+        return _run(args)
+
+
+def _run(args):
     from keras_vqvae import errors
 
+    global _results
+    _results = sys.stdout
     try:
-        args.func(args)
+        with contextlib.redirect_stdout(sys.stderr):
+            args.func(args)
     except (
         CommandError,
         errors.PresetError,
         errors.DataError,
+        errors.ConfigError,
         errors.UploadError,
         errors.NaNLossError,
+        errors.CheckpointError,
         FileNotFoundError,
     ) as e:
         message = " ".join(str(e).split())

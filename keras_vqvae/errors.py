@@ -10,12 +10,20 @@ class PresetError(ValueError):
     """A preset cannot be found, read or trusted."""
 
 
+class ConfigError(ValueError):
+    """A model configuration (`--config` file, `--set` value) is invalid."""
+
+
 class DataError(ValueError):
     """A data source cannot be read, or holds data of the wrong kind."""
 
 
 class UploadError(RuntimeError):
     """A preset cannot be published as asked."""
+
+
+class CheckpointError(RuntimeError):
+    """A training checkpoint cannot be read (damaged or half-written)."""
 
 
 class NaNLossError(RuntimeError):

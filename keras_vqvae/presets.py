@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import keras
@@ -289,7 +290,14 @@ class PresetFolder:
         """The fingerprint of the architecture stored for `kind`."""
         return architecture(self.saved_config(kind))
 
-    def load_model(self, cls, kind, load_weights=True, **config_overrides):
+    def load_model(
+        self,
+        cls,
+        kind,
+        load_weights=True,
+        allow_missing_checksum=False,
+        **config_overrides,
+    ):
         """Builds a `cls` from the folder's `kind` config (and weights)."""
         saved = self.saved_config(kind)
         config_path = self.config_path(kind)
@@ -298,20 +306,37 @@ class PresetFolder:
                 f"{config_path} describes a {saved.get('class_name')!r}, not "
                 f"a {cls.__name__}."
             )
-        model = cls.from_config({**saved["config"], **config_overrides})
+        try:
+            model = cls.from_config({**saved["config"], **config_overrides})
+        except (TypeError, ValueError) as e:
+            raise PresetError(
+                f"{config_path} holds an invalid config: {e}"
+            ) from e
         if load_weights:
-            self._load_weights(model, kind)
+            self._load_weights(model, kind, allow_missing_checksum)
         return model
 
-    def _load_weights(self, model, kind):
+    def _load_weights(self, model, kind, allow_missing_checksum=False):
         path = self.weights_path(kind)
         if not path.is_file():
             raise PresetError(
                 f"The preset has no weights file {path}. Pass "
                 "`load_weights=False` for a randomly initialised model."
             )
-        expected = self.metadata.get("sha256", {}).get(path.name)
-        if expected and file_sha256(path) != expected:
+        expected = self._expected_sha256(path.name)
+        if expected is None:
+            message = (
+                f"{self.metadata_path} has no SHA-256 for {path.name}, so the "
+                "weights cannot be verified"
+            )
+            if not allow_missing_checksum:
+                raise PresetError(
+                    f"{message}. Re-save the preset with `save_to_preset`, "
+                    "or pass `allow_missing_checksum=True` to load it "
+                    "unverified."
+                )
+            warnings.warn(f"{message}; loading them unverified.", stacklevel=4)
+        elif file_sha256(path) != expected:
             raise PresetError(
                 f"{path} is corrupt or truncated: its SHA-256 does not "
                 "match metadata.json. Download it again (delete it from the "
@@ -329,6 +354,16 @@ class PresetFolder:
                 f"The weights in {path} do not fit the configured "
                 f"architecture: {e}"
             ) from e
+
+    def _expected_sha256(self, file_name):
+        metadata = self.metadata if self.metadata_path.is_file() else {}
+        checksums = (
+            metadata.get("sha256") if isinstance(metadata, dict) else None
+        )
+        value = (
+            checksums.get(file_name) if isinstance(checksums, dict) else None
+        )
+        return value if isinstance(value, str) and value else None
 
     def save_model(self, model, kind, metadata=None):
         """Writes `model`'s config and weights as `kind`, and the metadata.

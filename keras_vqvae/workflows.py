@@ -17,6 +17,8 @@ import numpy as np
 
 from keras_vqvae import data
 from keras_vqvae import metrics
+from keras_vqvae.errors import CheckpointError
+from keras_vqvae.errors import ConfigError
 from keras_vqvae.errors import NaNLossError
 from keras_vqvae.errors import PresetError
 from keras_vqvae.models import PIXELCNN_PRIOR_PRESETS
@@ -24,19 +26,23 @@ from keras_vqvae.models import VQVAE
 from keras_vqvae.models import VQVAE_PRESETS
 from keras_vqvae.models import PixelCNNPrior
 from keras_vqvae.presets import PresetFolder
+from keras_vqvae.visualization import class_grid_columns
+from keras_vqvae.visualization import class_labels_for_columns
+from keras_vqvae.visualization import reconstruction_row_labels
 from keras_vqvae.visualization import reconstruction_rows
 from keras_vqvae.visualization import save_image_grid
 
 # --- Measurements -----------------------------------------------------------
 
 
-def measure_reconstructions(model, images, batch_size=256):
+def measure_reconstructions(model, images, batch_size=256, verbose=0):
     """Reconstruction metrics of `model` on uint8 `images`.
 
     Args:
         model: a `VQVAE`.
         images: uint8 array `(N, H, W, C)`.
         batch_size: images per forward pass.
+        verbose: 0 or 1. 1 shows progress bars.
 
     Returns:
         dict with `mse` (mean squared error on the 0..1 scale over all
@@ -44,8 +50,10 @@ def measure_reconstructions(model, images, batch_size=256):
         mean of per-image PSNRs), `mean_image_psnr_db`, and the codebook
         `perplexity`, `codebook_usage` and `codes_used` over the whole set.
     """
-    codes = model.encode(images, batch_size=batch_size)
-    reconstructions = model.decode_indices(codes, batch_size=batch_size)
+    codes = model.encode(images, batch_size=batch_size, verbose=verbose)
+    reconstructions = model.decode_indices(
+        codes, batch_size=batch_size, verbose=verbose
+    )
     return {
         "mse": metrics.mse01(images, reconstructions),
         "psnr_db": metrics.psnr(images, reconstructions),
@@ -97,32 +105,64 @@ def _grid_scale(model):
 
 
 def write_reconstruction_grid(model, images, path, grid_images=32):
-    """PNG of evenly spaced originals (odd rows) above their reconstructions.
+    """PNG of evenly spaced originals above their reconstructions, rows
+    labelled "original" and "reconstruction".
 
     Evenly spaced, because test splits are often grouped by class.
     """
     count = min(grid_images, len(images))
     shown = images[np.linspace(0, len(images) - 1, count).astype(int)]
     rows = reconstruction_rows(shown, model.reconstruct(shown), min(8, count))
-    return save_image_grid(path, rows, scale=_grid_scale(model))
+    return save_image_grid(
+        path,
+        rows,
+        scale=_grid_scale(model),
+        row_labels=reconstruction_row_labels(len(rows)),
+    )
 
 
-def sample_images(model, prior, count, labels=None, temperature=1.0, seed=0):
+def sample_images(
+    model, prior, count, labels=None, temperature=1.0, seed=0, verbose=0
+):
     """Samples `count` code maps from `prior` and decodes them with `model`.
 
     For a class-conditional prior without `labels`, the samples cycle
-    through the classes.
+    through the classes. `verbose=1` shows a progress bar.
     """
     if prior.num_classes and labels is None:
         labels = np.arange(count) % prior.num_classes
     codes = prior.sample(
-        count, labels=labels, temperature=temperature, seed=seed
+        count,
+        labels=labels,
+        temperature=temperature,
+        seed=seed,
+        batch_size=16,  # progress per chunk; the samples do not change
+        verbose=verbose,
     )
     return model.decode_indices(codes)
 
 
-def write_sample_grid(model, images, path):
-    return save_image_grid(path, images, columns=8, scale=_grid_scale(model))
+def write_sample_grid(model, images, path, num_classes=None, title=None):
+    """PNG of sampled or decoded images.
+
+    With `num_classes` (images that cycle through the classes, as
+    `sample_images` makes them), one column per class, labelled.
+    """
+    if not num_classes:
+        return save_image_grid(
+            path, images, columns=8, scale=_grid_scale(model), title=title
+        )
+    columns = class_grid_columns(num_classes, len(images))
+    return save_image_grid(
+        path,
+        images,
+        columns=columns,
+        scale=_grid_scale(model),
+        column_labels=class_labels_for_columns(
+            num_classes, columns, count=len(images)
+        ),
+        title=title,
+    )
 
 
 # --- Evaluation --------------------------------------------------------------
@@ -137,6 +177,7 @@ def evaluate_preset(
     grid_images=32,
     batch_size=256,
     bits_per_dim=False,
+    verbose=0,
 ):
     """Loads a preset, measures it on a data split, optionally draws a grid.
 
@@ -150,6 +191,7 @@ def evaluate_preset(
         grid_images: number of images in the grid.
         batch_size: images per forward pass.
         bits_per_dim: also compute bits/dim with the preset's prior.
+        verbose: 0 or 1. 1 shows progress bars.
 
     Returns:
         dict of metrics (see `measure_reconstructions`) plus `images`.
@@ -157,7 +199,9 @@ def evaluate_preset(
     folder = PresetFolder.resolve(preset)
     model = VQVAE.from_preset(folder.path)
     images, labels = data.load_split(source, split, model=model, limit=limit)
-    results = measure_reconstructions(model, images, batch_size=batch_size)
+    results = measure_reconstructions(
+        model, images, batch_size=batch_size, verbose=verbose
+    )
     results["images"] = int(len(images))
     if grid_path:
         write_reconstruction_grid(model, images, grid_path, grid_images)
@@ -175,11 +219,11 @@ def evaluate_preset(
     return results
 
 
-def demo(preset, source, out_dir, limit=1000, samples=32, log=print):
+def demo(preset, source, out_dir, limit=1000, samples=32, verbose=1, log=print):
     """Reconstructs held-out images and samples from the preset's prior.
 
     Writes `reconstructions.png` (and `samples.png` when the preset has a
-    prior) into `out_dir`.
+    prior) into `out_dir`. `verbose=1` shows progress bars.
 
     Returns:
         dict with the reconstruction metrics and the paths written.
@@ -189,7 +233,7 @@ def demo(preset, source, out_dir, limit=1000, samples=32, log=print):
     model = VQVAE.from_preset(folder.path)
     log(f"== reconstructing {limit} held-out images with preset {preset!r}")
     images, _ = data.load_split(source, "test", model=model, limit=limit)
-    results = measure_reconstructions(model, images)
+    results = measure_reconstructions(model, images, verbose=verbose)
     results["images"] = int(len(images))
     results["grid"] = str(
         write_reconstruction_grid(
@@ -199,9 +243,14 @@ def demo(preset, source, out_dir, limit=1000, samples=32, log=print):
     if folder.has("prior"):
         log("== sampling from the PixelCNN prior")
         prior = PixelCNNPrior.from_preset(folder.path)
-        sampled = sample_images(model, prior, samples)
+        sampled = sample_images(model, prior, samples, verbose=verbose)
         results["samples"] = str(
-            write_sample_grid(model, sampled, out_dir / "samples.png")
+            write_sample_grid(
+                model,
+                sampled,
+                out_dir / "samples.png",
+                num_classes=prior.num_classes,
+            )
         )
     else:
         log(f"(preset {preset!r} has no prior; skipping samples)")
@@ -209,6 +258,30 @@ def demo(preset, source, out_dir, limit=1000, samples=32, log=print):
 
 
 # --- Training ----------------------------------------------------------------
+
+
+class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that never saves non-finite weights.
+
+    After a NaN step the checkpoint keeps the last finite weights, so a
+    rerun (with a lower learning rate, say) resumes from them; a damaged
+    checkpoint is a `CheckpointError` that says how to start over.
+    """
+
+    def _save_model(self):
+        weights = self.model.get_weights()
+        if all(np.isfinite(w).all() for w in weights if w.dtype.kind == "f"):
+            super()._save_model()
+
+    def _load_model(self):
+        try:
+            super()._load_model()
+        except (OSError, ValueError, KeyError) as e:
+            raise CheckpointError(
+                f"The checkpoint in {self.backup_dir} cannot be read "
+                f"(damaged or half-written: {e}). Delete that folder to "
+                "start the training over, or pass another --work-dir."
+            ) from e
 
 
 class _StepLogger(keras.callbacks.Callback):
@@ -242,12 +315,12 @@ def architecture_config(architecture=None, config_path=None, **overrides):
         try:
             config = json.loads(Path(config_path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(
+            raise ConfigError(
                 f"--config {config_path}: not a readable JSON file of "
                 f"constructor arguments ({e})."
             ) from e
         if not isinstance(config, dict):
-            raise ValueError(
+            raise ConfigError(
                 f"--config {config_path}: expected a JSON object of "
                 f"constructor arguments. Received: {type(config).__name__}"
             )
@@ -255,7 +328,7 @@ def architecture_config(architecture=None, config_path=None, **overrides):
     elif architecture in VQVAE_PRESETS:
         config = dict(VQVAE_PRESETS[architecture]["config"])
     else:
-        raise ValueError(
+        raise ConfigError(
             f"No architecture named {architecture!r}; choose one of "
             f"{sorted(VQVAE_PRESETS)} or pass a config JSON file."
         )
@@ -315,7 +388,11 @@ def train_vqvae(
     config = architecture_config(
         architecture, config_path, seed=seed, **overrides
     )
-    model = VQVAE(**config)
+    try:
+        model = VQVAE(**config)
+    except (TypeError, ValueError) as e:
+        origin = f"--config {config_path}" if config_path else "the config"
+        raise ConfigError(f"{origin} (with any --set values): {e}") from e
     train_images, _ = data.load_split(source, "train", model=model)
     test_images, _ = data.load_split(
         source, "test", model=model, limit=eval_limit
@@ -342,7 +419,7 @@ def train_vqvae(
         shuffle=False,  # the pipeline shuffles
         verbose=verbose,
         callbacks=[
-            keras.callbacks.BackupAndRestore(
+            FiniteBackupAndRestore(
                 str(work_dir / "backup"), delete_checkpoint=False
             ),
             keras.callbacks.TerminateOnNaN(),
@@ -486,6 +563,7 @@ def train_prior(
         model,
         sample_images(model, prior, samples, seed=seed),
         folder.path / "samples.png",
+        num_classes=prior.num_classes,
     )
     prior_metadata = {
         "class_conditional": conditional,

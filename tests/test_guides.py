@@ -182,7 +182,7 @@ def test_publish_a_preset_stops_after_dry_run_without_endpoint(tmp_path):
     _needs_data("mnist")
     result = run_guide("publish_a_preset.py", _quick_env(tmp_path))
     assert_files(tmp_path / "vqvae-demo", PRESET_FILES)
-    assert "dry run: nothing sent" in result.stdout
+    assert "dry run: nothing written or sent" in result.stdout
     assert "Stopping after the dry run" in result.stdout
     assert "uploaded" not in result.stdout
 

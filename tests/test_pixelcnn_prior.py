@@ -1,15 +1,14 @@
 """Tests for the gated PixelCNN prior (keras_vqvae.models.pixelcnn_prior)."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
-from keras_vqvae.workflows import measure_bits_per_dim
 from keras_vqvae.layers.conv2d.gated_pixelcnn_block import GatedPixelCNNBlock
 from keras_vqvae.models import VQVAE
 from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
+from keras_vqvae.workflows import measure_bits_per_dim
 
 H = W = 6
 K = 8
@@ -252,3 +251,17 @@ def test_preset_round_trip_beside_the_vqvae(tmp_path):
         metrics["decoder_bits_per_dim"] + metrics["prior_bits_per_dim"]
     )
     assert 0 < metrics["prior_bits_per_code"] < 10  # an untrained prior is near log2(8) = 3
+
+
+def test_labels_and_counts_out_of_range_are_refused():
+    from keras_vqvae.errors import DataError
+
+    prior = PixelCNNPrior(8, (3, 3), hidden_dim=8, num_layers=2, num_classes=3)
+    for labels in ([3, 3], [-1, 0]):
+        with pytest.raises(DataError, match=r"in \[0, 3\)"):
+            prior.sample(2, labels=labels, seed=0)
+    with pytest.raises(DataError, match=r"in \[0, 3\)"):
+        prior.log_prob(np.zeros((2, 3, 3), "int32"), labels=[0, 5])
+    with pytest.raises(ValueError, match="n"):
+        prior.sample(-3, labels=0)
+    assert prior.sample(0, labels=0).shape == (0, 3, 3)

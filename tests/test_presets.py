@@ -91,8 +91,11 @@ def test_damaged_presets_raise_clear_errors(preset_dir):
     metadata = json.loads((preset_dir / "metadata.json").read_text())
     del metadata["sha256"]
     (preset_dir / "metadata.json").write_text(json.dumps(metadata))
-    with pytest.raises(PresetError, match="corrupt or truncated"):
+    with pytest.raises(PresetError, match="no SHA-256 for model.weights.h5"):
         VQVAE.from_preset(preset_dir)
+    with pytest.warns(UserWarning, match="unverified"):
+        with pytest.raises(PresetError, match="corrupt or truncated"):
+            VQVAE.from_preset(preset_dir, allow_missing_checksum=True)
     weights.unlink()
     with pytest.raises(PresetError, match="load_weights=False"):
         VQVAE.from_preset(preset_dir)
@@ -224,3 +227,21 @@ def test_upload_then_from_preset_through_hub_client(preset_dir, tmp_path):
 def test_malformed_hub_handle():
     with pytest.raises(PresetError, match="Malformed Hub handle"):
         VQVAE.from_preset("hf://just-a-name")
+
+
+def test_invalid_config_values_name_the_file(preset_dir):
+    config_path = preset_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    for key, value in [("num_embeddings", "abc"), ("image_shape", [0, 16, 3]),
+                       ("data_variance", 0.0),
+                       ("normalization", {"scale": 0, "offset": 0})]:
+        broken = {**config, "config": {**config["config"], key: value}}
+        config_path.write_text(json.dumps(broken))
+        with pytest.raises(PresetError, match="config.json holds an invalid config") as info:
+            VQVAE.from_preset(preset_dir)
+        assert key.split("_")[0] in str(info.value)
+    for broken in ([1, 2], {"class_name": "VQVAE"},
+                   {**config, "format_version": "2"}, {**config, "format_version": None}):
+        config_path.write_text(json.dumps(broken))
+        with pytest.raises(PresetError):
+            VQVAE.from_preset(preset_dir)

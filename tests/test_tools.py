@@ -79,12 +79,26 @@ def test_train_resumes_after_being_killed(tmp_path, small_data):
 
 
 @pytest.mark.slow
-def test_train_stops_cleanly_on_nan(tmp_path, small_data):
-    command = train_command(tmp_path, small_data, 30, "--set", "data_variance=0.0")
+def test_train_stops_cleanly_on_nan_and_keeps_the_last_finite_checkpoint(
+    tmp_path, small_data
+):
+    import h5py
+
+    good = subprocess.run(train_command(tmp_path, small_data, 20),
+                          capture_output=True, text=True, timeout=600)
+    assert good.returncode == 0, good.stderr[-2000:]
+    # A loss divided by ~0 overflows to inf on the first resumed step.
+    command = train_command(tmp_path, small_data, 40, "--set", "data_variance=1e-44")
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1
     assert "error:" in result.stderr and "no preset" in result.stderr
-    assert not (tmp_path / "preset").exists()
+    with h5py.File(tmp_path / "run" / "backup" / "latest.weights.h5") as f:
+        arrays = []
+        f.visititems(lambda name, item: arrays.append(item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    floats = [a for a in arrays if np.asarray(a).dtype.kind == "f"]
+    assert floats and all(np.isfinite(a).all() for a in floats)
+    assert logged_steps(tmp_path)[:2] == [10, 20]
 
 
 def test_every_subcommand_has_help(capsys):
@@ -106,6 +120,12 @@ def test_bad_input_exits_nonzero_with_one_line(capsys, tmp_path):
     if "mnist" in list_presets():
         assert main(["decode", "--codes", str(tmp_path / "codes.npy")]) == 1
         assert "cannot read codes" in capsys.readouterr().err
+        assert main(["sample", "--label", "-1", "--n", "2"]) == 1
+        assert "Class labels must be integers in [0, 10)" in capsys.readouterr().err
+    assert main(["train", "--architecture", "mnist", "--data", str(tmp_path),
+                 "--steps", "5", "--preset-dir", str(tmp_path / "p"),
+                 "--set", "hidden_dim=-3"]) == 1
+    assert "hidden_dim" in capsys.readouterr().err
 
 
 def test_reconstruct_encode_decode_with_bundled_preset(tmp_path, capsys):
@@ -158,3 +178,18 @@ def test_train_prior_adds_a_loadable_prior_to_the_preset(tmp_path, small_data):
     prior = PixelCNNPrior.from_preset(preset)
     assert prior.num_classes == 1 and prior.latent_shape == (7, 7)
     assert "## PixelCNN prior" in (preset / "README.md").read_text()
+
+
+def test_commands_start_quietly_and_verbose_shows_the_native_logs():
+    command = [str(Path(sys.executable).parent / "keras-vqvae")]
+    quiet = subprocess.run(
+        command + ["presets"], capture_output=True, text=True, timeout=120
+    )
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    if "tensorflow" in sys.modules:
+        verbose = subprocess.run(
+            command + ["--verbose", "presets"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert verbose.returncode == 0
+        assert "oneDNN custom operations are on" in verbose.stderr

@@ -2,7 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vqvae.layers import Decoder, Encoder, ResidualStack
+from keras_vqvae.layers import Decoder
+from keras_vqvae.layers import Encoder
+from keras_vqvae.layers import ResidualStack
 from keras_vqvae.models import VQVAE
 
 TINY = dict(
@@ -208,3 +210,23 @@ print("ok")
         [sys.executable, "-c", script], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+
+
+def test_bad_inputs_are_refused_with_the_fix():
+    from keras_vqvae.errors import DataError
+
+    model = tiny_model()
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1))
+    with pytest.raises(DataError, match="NaN or infinite"):
+        model.encode(np.full((2, 28, 28, 1), np.nan, "float32"))
+    with pytest.raises(DataError, match="model's range"):
+        model.reconstruct(images.astype("float32"))  # 0..255 as floats
+    with pytest.raises(DataError, match=r"raw values in \[0, 255\]"):
+        model.encode(images * 4)
+    with pytest.raises(DataError, match="integers"):
+        model.decode_indices(np.array([["a"] * 7] * 7)[None])
+    assert model.encode(images[:0]).shape == (0, 7, 7)
+    assert model.decode_indices(np.zeros((0, 7, 7), "int32")).shape == (0, 28, 28, 1)
+    np.testing.assert_array_equal(
+        model.encode(images.astype("int32")), model.encode(images.astype("uint8"))
+    )

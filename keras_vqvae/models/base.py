@@ -48,7 +48,13 @@ class Model(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **config_overrides):
+    def from_preset(
+        cls,
+        preset,
+        load_weights=True,
+        allow_missing_checksum=False,
+        **config_overrides,
+    ):
         """Instantiates the model from a preset.
 
         Args:
@@ -56,6 +62,9 @@ class Model(keras.Model):
                 `hf://owner/repo[@revision]` on the Hugging Face Hub.
             load_weights: bool. Load the preset's weights (default) or keep
                 the random initialisation.
+            allow_missing_checksum: bool. Load weights that `metadata.json`
+                has no SHA-256 for (with a warning). By default that is a
+                `PresetError`; a mismatching SHA-256 always is.
             **config_overrides: constructor arguments that replace the
                 preset's (for instance `dead_code_threshold=0.0`).
 
@@ -68,7 +77,11 @@ class Model(keras.Model):
         >>> model = VQVAE.from_preset("hf://owner/vqvae-cifar10@main")
         """
         return PresetFolder.resolve(preset).load_model(
-            cls, cls.preset_kind, load_weights, **config_overrides
+            cls,
+            cls.preset_kind,
+            load_weights,
+            allow_missing_checksum,
+            **config_overrides,
         )
 
     def save_to_preset(self, preset_dir, metadata=None):

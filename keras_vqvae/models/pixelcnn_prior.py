@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vqvae.errors import DataError
 from keras_vqvae.layers import GatedPixelCNNBlock
 from keras_vqvae.models.base import Model
 
@@ -206,13 +207,23 @@ class PixelCNNPrior(Model):
             float32 numpy array `(N,)`: the sum over all `H * W` positions
             of `log softmax(logits)[code]`.
         """
-        codes = np.asarray(ops.convert_to_numpy(codes)).astype("int32")
-        if labels is not None:
-            labels = (
-                np.asarray(ops.convert_to_numpy(labels))
-                .astype("int32")
-                .reshape(-1)
+        codes = np.asarray(ops.convert_to_numpy(codes))
+        if not np.issubdtype(codes.dtype, np.integer) or (
+            codes.size
+            and (codes.min() < 0 or codes.max() >= self.num_embeddings)
+        ):
+            raise DataError(
+                f"Code maps must hold integers in [0, {self.num_embeddings}). "
+                f"Received: dtype={codes.dtype}"
+                + (
+                    f", values in [{codes.min()}, {codes.max()}]"
+                    if codes.size and np.issubdtype(codes.dtype, np.number)
+                    else ""
+                )
             )
+        codes = codes.astype("int32")
+        if labels is not None:
+            labels = self._check_labels(labels)
         n = codes.shape[0]
         out = []
         for start in range(0, n, int(batch_size)):
@@ -366,7 +377,13 @@ class PixelCNNPrior(Model):
         return (1.0 - rng.random((h * w, n))).astype("float32")
 
     def sample(
-        self, n, labels=None, temperature=1.0, seed=None, batch_size=None
+        self,
+        n,
+        labels=None,
+        temperature=1.0,
+        seed=None,
+        batch_size=None,
+        verbose=0,
     ):
         """Draws `n` code maps by ancestral sampling in raster order.
 
@@ -386,10 +403,17 @@ class PixelCNNPrior(Model):
             seed: int for reproducible samples, or `None`.
             batch_size: samples per compiled call (defaults to `n`); the
                 last chunk is padded so only one shape is ever compiled.
+                The samples do not depend on it.
+            verbose: 0 or 1. 1 shows a progress bar over the chunks.
 
         Returns:
             int32 numpy array `(n, H, W)` with values in `[0, K)`.
         """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(
+                f"`n` must be an integer >= 0 (the number of samples). "
+                f"Received: n={n!r}"
+            )
         n = int(n)
         temperature = float(temperature)
         if not temperature > 0:
@@ -399,11 +423,7 @@ class PixelCNNPrior(Model):
                 raise ValueError(
                     "This prior is class conditional; pass `labels` to `sample`."
                 )
-            labels = (
-                np.asarray(ops.convert_to_numpy(labels))
-                .astype("int32")
-                .reshape(-1)
-            )
+            labels = self._check_labels(labels)
             if labels.size == 1:
                 labels = np.full((n,), labels[0], "int32")
             if labels.shape[0] != n:
@@ -420,6 +440,7 @@ class PixelCNNPrior(Model):
 
         bs = n if batch_size is None else max(1, min(int(batch_size), n))
         fn = self._get_sampler()
+        progress = keras.utils.Progbar(n, verbose=verbose, unit_name="sample")
         out = []
         for start in range(0, n, bs):
             u = uniforms[:, start : start + bs]
@@ -433,7 +454,25 @@ class PixelCNNPrior(Model):
                     lab = np.concatenate([lab, np.zeros((bs - m,), "int32")])
             codes = fn(u, lab, 1.0 / temperature)
             out.append(np.asarray(ops.convert_to_numpy(codes))[:m])
+            progress.add(m)
         return np.concatenate(out, axis=0).astype("int32")
+
+    def _check_labels(self, labels):
+        """int32 labels `(N,)`, or a `DataError` unless all lie in
+        `[0, num_classes)`."""
+        labels = np.asarray(ops.convert_to_numpy(labels)).reshape(-1)
+        if not np.issubdtype(labels.dtype, np.integer) or (
+            self.conditional
+            and labels.size
+            and (labels.min() < 0 or labels.max() >= self.num_classes)
+        ):
+            shown = labels.tolist()[:8]
+            raise DataError(
+                f"Class labels must be integers in [0, {self.num_classes}) "
+                f"for this prior. Received: labels={shown}"
+                f"{' ...' if labels.size > 8 else ''}"
+            )
+        return labels.astype("int32")
 
     def get_config(self):
         config = super().get_config()

@@ -6,6 +6,7 @@ from keras_vqvae.layers import Encoder
 from keras_vqvae.layers.conv2d.decoder import resolve_upsampling_layer
 from keras_vqvae.layers.conv2d.decoder import upsampling_layer_name
 from keras_vqvae.models.vqvae_base import VQVAEBase
+from keras_vqvae.models.vqvae_base import check_positive_int
 from keras_vqvae.normalization import DEFAULT_NORMALIZATION
 from keras_vqvae.normalization import check_normalization
 from keras_vqvae.normalization import denormalize
@@ -79,12 +80,20 @@ class VQVAE(VQVAEBase):
         super().__init__(
             num_embeddings=num_embeddings, embedding_dim=embedding_dim, **kwargs
         )
-        image_shape = tuple(int(d) for d in image_shape)
-        if len(image_shape) != 3:
+        image_shape = tuple(image_shape)
+        if len(image_shape) != 3 or not all(
+            isinstance(d, (int, np.integer)) and d >= 1 for d in image_shape
+        ):
             raise ValueError(
                 "`image_shape` must be (height, width, channels). "
                 f"Received: image_shape={image_shape}"
             )
+        for name, value in (
+            ("hidden_dim", hidden_dim),
+            ("residual_hidden_dim", residual_hidden_dim),
+            ("num_downsamples", num_downsamples),
+        ):
+            check_positive_int(name, value)
         check_normalization(normalization)
         upsampling_layer = resolve_upsampling_layer(decoder_upsampling_layer)
 
@@ -112,7 +121,7 @@ class VQVAE(VQVAEBase):
         )
 
         # === Config ===
-        self.image_shape = image_shape
+        self.image_shape = tuple(int(d) for d in image_shape)
         self.hidden_dim = hidden_dim
         self.num_residual_layers = num_residual_layers
         self.residual_hidden_dim = residual_hidden_dim
@@ -121,8 +130,24 @@ class VQVAE(VQVAEBase):
         self.decoder_upsampling_layer = (
             None if decoder_upsampling_layer is None else upsampling_layer
         )
-        self._check_spatial_shape(image_shape)
-        self.build((None,) + image_shape)
+        self._check_spatial_shape(self.image_shape)
+        self.build((None,) + self.image_shape)
+
+    @property
+    def signal_shape(self):
+        """`(height, width, channels)` of the images."""
+        return self.image_shape
+
+    @property
+    def raw_range(self):
+        """Integer inputs are uint8 pixels."""
+        return (0, 255)
+
+    @property
+    def model_range(self):
+        """The float range that 0..255 maps to (by default [-0.5, 0.5])."""
+        ends = normalize(np.array([0.0, 255.0]), self.normalization)
+        return (float(ends.min()), float(ends.max()))
 
     @property
     def latent_shape(self):
@@ -158,7 +183,7 @@ class VQVAE(VQVAEBase):
             np.asarray(keras.ops.convert_to_numpy(images)), self.normalization
         )
 
-    def decode_indices(self, indices, batch_size=256, as_uint8=True):
+    def decode_indices(self, indices, batch_size=256, as_uint8=True, verbose=0):
         """Decodes code maps to images.
 
         Args:
@@ -166,12 +191,13 @@ class VQVAE(VQVAEBase):
             batch_size: int. Code maps per forward pass.
             as_uint8: bool. Return uint8 images (default) or floats in the
                 model's range.
+            verbose: 0 or 1. 1 shows a progress bar over the batches.
 
         Returns:
             numpy array `(N, h * 2**num_downsamples, w * 2**num_downsamples,
             C)`.
         """
-        images = self.decode_codes(indices, batch_size)
+        images = self.decode_codes(indices, batch_size, verbose)
         return self.postprocess(images) if as_uint8 else images
 
     def check_inputs(self, images):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vqvae.errors import DataError
 from keras_vqvae.layers import VectorQuantizer
 from keras_vqvae.layers import VectorQuantizerEMA
 from keras_vqvae.models.base import Model
@@ -62,6 +63,14 @@ class VQVAEBase(Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        check_positive_int("num_embeddings", num_embeddings)
+        check_positive_int("embedding_dim", embedding_dim)
+        if not (np.isfinite(data_variance) and data_variance > 0):
+            raise ValueError(
+                "`data_variance` must be a finite number > 0 (the variance "
+                "of the normalised training data). "
+                f"Received: data_variance={data_variance!r}"
+            )
         if quantizer not in QUANTIZERS:
             raise ValueError(
                 f"`quantizer` must be one of {QUANTIZERS}. "
@@ -142,31 +151,40 @@ class VQVAEBase(Model):
             optimizer = keras.optimizers.Adam(learning_rate=3e-4)
         super().compile(optimizer=optimizer, **kwargs)
 
-    def encode(self, inputs, batch_size=256):
+    def encode(self, inputs, batch_size=256, verbose=0):
         """Encodes raw inputs (or inputs in the model's range) to codes.
 
         Args:
             inputs: raw inputs (e.g. uint8 images), or float inputs already
                 in the model's range.
             batch_size: int. Inputs per forward pass.
+            verbose: 0 or 1. 1 shows a progress bar over the batches.
 
         Returns:
             int32 numpy array `(N,) + latent_shape`.
         """
-        return self._map_batches(self._encode_batch, inputs, batch_size)
+        inputs = self.check_values(inputs)
+        empty = np.zeros((0,) + tuple(self.latent_shape), "int32")
+        return self._map_batches(
+            self._encode_batch, inputs, batch_size, verbose, empty
+        )
 
-    def decode_codes(self, indices, batch_size=256):
+    def decode_codes(self, indices, batch_size=256, verbose=0):
         """Decodes code maps to outputs in the model's float range.
 
         Args:
             indices: int array `(N,) + latent_shape`, values in `[0, K)`.
             batch_size: int. Code maps per forward pass.
+            verbose: 0 or 1. 1 shows a progress bar over the batches.
 
         Returns:
             float numpy array of the decoded signals.
         """
         indices = self._check_indices(np.asarray(indices))
-        return self._map_batches(self._decode_batch, indices, batch_size)
+        empty = np.zeros((0,) + tuple(self.signal_shape), "float32")
+        return self._map_batches(
+            self._decode_batch, indices, batch_size, verbose, empty
+        )
 
     def reconstruct(self, inputs, batch_size=256):
         """Encodes and decodes: raw inputs give raw outputs.
@@ -179,10 +197,12 @@ class VQVAEBase(Model):
         Returns:
             numpy array of the input's shape.
         """
+        inputs = self.check_values(inputs)
         outputs = self._map_batches(
             lambda x: self._decode_batch(self._encode_batch(x)),
             inputs,
             batch_size,
+            empty=np.zeros((0,) + tuple(self.signal_shape), "float32"),
         )
         return self.postprocess(outputs) if _is_integer(inputs) else outputs
 
@@ -197,7 +217,54 @@ class VQVAEBase(Model):
     def _decode_batch(self, indices):
         return self.decoder(self.quantizer.lookup(indices))
 
+    def check_values(self, inputs):
+        """Returns `inputs` as a NumPy array, or raises a `DataError`.
+
+        Integer inputs must hold raw values in `raw_range` (uint8 pixels:
+        0..255); float inputs must be finite and lie in `model_range` (the
+        model's normalised range, with 1% slack for rounding). Anything
+        else, such as float images holding 0..255, is refused with the fix.
+        """
+        array = np.asarray(keras.ops.convert_to_numpy(inputs))
+        if array.size == 0:
+            return array
+        if np.issubdtype(array.dtype, np.integer):
+            low, high = self.raw_range
+            if array.min() < low or array.max() > high:
+                raise DataError(
+                    f"Integer inputs must hold raw values in [{low}, {high}]. "
+                    f"Received values in [{array.min()}, {array.max()}]."
+                )
+            return array
+        if not np.issubdtype(array.dtype, np.floating):
+            raise DataError(
+                f"Expected integer raw inputs in {list(self.raw_range)} or "
+                f"float inputs in the model's range {list(self.model_range)}. "
+                f"Received: dtype={array.dtype}"
+            )
+        if not np.isfinite(array).all():
+            raise DataError(
+                f"The inputs hold {int((~np.isfinite(array)).sum())} NaN or "
+                "infinite values; replace or drop them before encoding."
+            )
+        low, high = self.model_range
+        slack = 0.01 * (high - low)
+        if array.min() < low - slack or array.max() > high + slack:
+            raise DataError(
+                f"Float inputs must lie in the model's range [{low:g}, "
+                f"{high:g}]. Received values in [{array.min():g}, "
+                f"{array.max():g}]. For raw values (e.g. uint8 pixels "
+                f"0..255) pass an integer array, or convert with "
+                "`model.preprocess`."
+            )
+        return array
+
     def _check_indices(self, indices):
+        if not np.issubdtype(indices.dtype, np.integer):
+            raise DataError(
+                f"Code maps must hold integers in [0, {self.num_embeddings}). "
+                f"Received: dtype={indices.dtype}"
+            )
         expected = (None,) + tuple(self.latent_shape)
         if indices.ndim != len(expected):
             raise ValueError(
@@ -214,14 +281,18 @@ class VQVAEBase(Model):
             )
         return indices
 
-    def _map_batches(self, fn, array, batch_size):
+    def _map_batches(self, fn, array, batch_size, verbose=0, empty=None):
         array = np.asarray(array)
-        outputs = [
-            ops.convert_to_numpy(
-                fn(ops.convert_to_tensor(array[i : i + batch_size]))
+        if len(array) == 0 and empty is not None:
+            return empty
+        progress = keras.utils.Progbar(len(array), verbose=verbose)
+        outputs = []
+        for start in range(0, len(array), batch_size):
+            batch = array[start : start + batch_size]
+            outputs.append(
+                ops.convert_to_numpy(fn(ops.convert_to_tensor(batch)))
             )
-            for i in range(0, len(array), batch_size)
-        ]
+            progress.add(len(batch))
         return np.concatenate(outputs) if outputs else np.zeros((0,))
 
     def get_config(self):
@@ -241,6 +312,17 @@ class VQVAEBase(Model):
             }
         )
         return config
+
+
+def check_positive_int(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < 1
+    ):
+        raise ValueError(
+            f"`{name}` must be an integer >= 1. Received: {name}={value!r}"
+        )
 
 
 def _is_integer(array):
