@@ -52,6 +52,9 @@ ARCHITECTURE_KEYS = (
     "kernel_size",
     "num_classes",
 )
+# A prior is bound to the codebook it was trained on: its metadata holds
+# the VQ-VAE weights' SHA-256, checked when the prior is loaded.
+PRIOR_BINDING = "vqvae_sha256"
 _FORMAT_1_RENAMES = {
     "num_hiddens": "hidden_dim",
     "num_residual_hiddens": "residual_hidden_dim",
@@ -78,19 +81,21 @@ def list_presets(kind="model"):
     }
 
 
-def resolve_preset(preset):
+def resolve_preset(preset, force_download=False):
     """Returns the local folder of a preset, downloading it if needed.
 
     Args:
         preset: a bundled preset name, a local folder, or
             `hf://owner/repo[@revision]`.
+        force_download: bool. For a Hub preset, download the files again
+            even if they are cached (repairs a damaged cache).
 
     Returns:
         `pathlib.Path` of a folder holding the preset files.
     """
     preset = str(preset)
     if preset.startswith(HF_PREFIX):
-        return download_from_hub(preset)
+        return download_from_hub(preset, force_download)
     bundled = bundled_presets_dir() / preset
     if "/" not in preset and os.sep not in preset and bundled.is_dir():
         return bundled
@@ -118,7 +123,7 @@ def parse_hub_handle(handle):
     return repo_id, revision or None
 
 
-def download_from_hub(handle):
+def download_from_hub(handle, force_download=False):
     """Downloads (or reads from the cache) a Hub preset; returns its folder.
 
     Uses `huggingface_hub.snapshot_download`, so `HF_ENDPOINT`, `HF_HOME`,
@@ -133,6 +138,7 @@ def download_from_hub(handle):
             repo_id,
             revision=revision,
             allow_patterns=["*.json", "*.h5", "*.md", "*.png"],
+            force_download=force_download,
         )
     except errors.RepositoryNotFoundError as e:
         raise PresetError(
@@ -149,7 +155,23 @@ def download_from_hub(handle):
             f"({huggingface_hub.constants.HF_HUB_CACHE}). Check the network, "
             "or use a bundled preset or a local folder."
         ) from e
+    except errors.HTTPError as e:  # refused, cut off mid-file, timed out
+        raise PresetError(
+            f"Downloading {handle} failed ({type(e).__name__}: {e}). Try "
+            "again: finished files stay in the cache."
+        ) from e
     return Path(folder)
+
+
+def _repair_hint(path):
+    """How to get a good copy of a damaged preset file."""
+    cached = [p for p in Path(path).parents if p.name.startswith("models--")]
+    if not cached:
+        return "Copy the preset folder again."
+    return (
+        "Download it again with `from_preset(handle, force_download=True)` "
+        f"(or delete the cached repository {cached[0]})."
+    )
 
 
 def read_json(path):
@@ -229,9 +251,9 @@ class PresetFolder:
         self.path = Path(path)
 
     @classmethod
-    def resolve(cls, preset):
+    def resolve(cls, preset, force_download=False):
         """The folder of a bundled name, a local folder or an `hf://` handle."""
-        return cls(resolve_preset(preset))
+        return cls(resolve_preset(preset, force_download))
 
     @property
     def name(self):
@@ -314,7 +336,48 @@ class PresetFolder:
             ) from e
         if load_weights:
             self._load_weights(model, kind, allow_missing_checksum)
+        if kind == "prior":
+            self._check_prior_binding(allow_missing_checksum)
         return model
+
+    def _check_prior_binding(self, allow_missing_checksum):
+        prior = self.metadata.get("prior")
+        bound = prior.get(PRIOR_BINDING) if isinstance(prior, dict) else None
+        current = self._expected_sha256(MODEL_FILES["model"][1])
+        if bound is None:
+            message = (
+                f"{self.metadata_path} does not say which VQ-VAE weights the "
+                f"prior was trained on ('prior': {{'{PRIOR_BINDING}': ...}})"
+            )
+            if not allow_missing_checksum:
+                raise PresetError(
+                    f"{message}, so it may not match the codebook. Retrain it "
+                    "with `keras-vqvae train-prior`, or pass "
+                    "`allow_missing_checksum=True`."
+                )
+            warnings.warn(f"{message}; loading it anyway.", stacklevel=4)
+        elif bound != current:
+            raise PresetError(
+                f"The prior in {self.path} was trained on other VQ-VAE weights "
+                f"(SHA-256 {bound[:12]}..., the folder's are "
+                f"{str(current)[:12]}...): its codes mean nothing to this "
+                "decoder. Retrain it with `keras-vqvae train-prior --preset-dir "
+                f"{self.path}`."
+            )
+
+    def _remove_prior(self, metadata):
+        """Deletes a prior that the new VQ-VAE weights make meaningless."""
+        for name in (*MODEL_FILES["prior"], "samples.png"):
+            (self.path / name).unlink(missing_ok=True)
+        metadata.pop("prior", None)
+        metadata.get("sha256", {}).pop(MODEL_FILES["prior"][1], None)
+        metadata.get("parameter_count", {}).pop("PixelCNNPrior", None)
+        warnings.warn(
+            f"The VQ-VAE in {self.path} was retrained, so its old PixelCNN "
+            "prior (trained on the old codebook) was removed. Train a new one "
+            "with `keras-vqvae train-prior`.",
+            stacklevel=3,
+        )
 
     def _load_weights(self, model, kind, allow_missing_checksum=False):
         path = self.weights_path(kind)
@@ -339,8 +402,7 @@ class PresetFolder:
         elif file_sha256(path) != expected:
             raise PresetError(
                 f"{path} is corrupt or truncated: its SHA-256 does not "
-                "match metadata.json. Download it again (delete it from the "
-                "Hugging Face cache, or re-copy the folder)."
+                f"match metadata.json. {_repair_hint(path)}"
             )
         try:
             model.load_weights(path)
@@ -386,9 +448,17 @@ class PresetFolder:
             },
         )
         merged = {**self.metadata, **(metadata or {})}
-        merged.setdefault("sha256", {})[weights_path.name] = file_sha256(
-            weights_path
-        )
+        sha256 = file_sha256(weights_path)
+        merged.setdefault("sha256", {})[weights_path.name] = sha256
+        if kind == "model" and self.has("prior"):
+            prior = merged.get("prior") or {}
+            if prior.get(PRIOR_BINDING) != sha256:
+                self._remove_prior(merged)
+        if kind == "prior":
+            merged["prior"] = {
+                **(merged.get("prior") or {}),
+                PRIOR_BINDING: merged["sha256"].get(MODEL_FILES["model"][1]),
+            }
         merged.update(
             {
                 "keras_vqvae_version": __version__,

@@ -78,8 +78,42 @@ def upload_preset(
         return {"url": None, "commit": None, "files": files}
 
     from huggingface_hub import HfApi
+    from huggingface_hub import errors
 
     api = HfApi(token=token)
+    try:
+        return _upload(
+            api,
+            folder,
+            repo_id,
+            files,
+            private,
+            revision,
+            commit_message,
+            force,
+            log,
+        )
+    except errors.HfHubHTTPError as e:
+        status = getattr(e.response, "status_code", None)
+        if status == 401:
+            raise UploadError(
+                f"The Hub refused the token (401 Unauthorized) for {repo_id}. "
+                "Pass --token, set HF_TOKEN, or run `hf auth login`."
+            ) from e
+        raise UploadError(
+            f"The Hub refused the upload of {repo_id}: {e}"
+        ) from e
+    except errors.HTTPError as e:
+        raise UploadError(
+            f"Cannot reach the Hub to upload {repo_id} ({type(e).__name__}: "
+            f"{e}). Check the network and HF_ENDPOINT, then try again."
+        ) from e
+
+
+def _upload(
+    api, folder, repo_id, files, private, revision, commit_message, force, log
+):
+    url_hint = f"hf://{repo_id}"
     remote = _remote_config(api, repo_id, revision)
     local = folder.architecture("model")
     if remote is not None and architecture(remote) != local:

@@ -245,3 +245,70 @@ def test_invalid_config_values_name_the_file(preset_dir):
         config_path.write_text(json.dumps(broken))
         with pytest.raises(PresetError):
             VQVAE.from_preset(preset_dir)
+
+
+def test_prior_is_bound_to_the_codebook_it_was_trained_on(preset_dir):
+    from keras_vqvae.models import PixelCNNPrior
+
+    PixelCNNPrior(16, (4, 4), hidden_dim=4, num_layers=1).save_to_preset(preset_dir)
+    PixelCNNPrior.from_preset(preset_dir)
+    metadata_path = preset_dir / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    assert metadata["prior"]["vqvae_sha256"] == metadata["sha256"]["model.weights.h5"]
+
+    tampered = {**metadata, "prior": {**metadata["prior"], "vqvae_sha256": "0" * 64}}
+    metadata_path.write_text(json.dumps(tampered))
+    with pytest.raises(PresetError, match="trained on other VQ-VAE weights"):
+        PixelCNNPrior.from_preset(preset_dir)
+    metadata_path.write_text(json.dumps(metadata))
+
+    with pytest.warns(UserWarning, match="old PixelCNN prior .* was removed"):
+        VQVAE(**{**TINY, "seed": 1}).save_to_preset(preset_dir)
+    assert not (preset_dir / "prior.weights.h5").exists()
+    assert "prior" not in json.loads(metadata_path.read_text())
+    with pytest.raises(PresetError, match="no prior_config.json"):
+        PixelCNNPrior.from_preset(preset_dir)
+
+
+LOAD_FORCED = LOAD.replace(
+    "VQVAE.from_preset(sys.argv[1])",
+    "VQVAE.from_preset(sys.argv[1], force_download=len(sys.argv) > 4)",
+)
+
+
+@pytest.mark.slow
+def test_hub_failures_are_one_line_errors_and_the_cache_can_be_repaired(
+    preset_dir, tmp_path
+):
+    np.save(tmp_path / "images.npy", IMAGES)
+    expected = np.load(tmp_path / "expected.npy")
+    upload = str(REPO_ROOT / "tools" / "upload_preset.py")
+    server = HubServer(tmp_path / "hub")
+    endpoint = server.start()
+    try:
+        no_token = {**hub_env(endpoint, tmp_path / "anonymous"), "HF_TOKEN": ""}
+        refused = run_python([upload, str(preset_dir), "user/tiny"], no_token, check=False)
+        assert refused.returncode == 1
+        assert "error:" in refused.stderr and "Traceback" not in refused.stderr
+        run_python([upload, str(preset_dir), "user/tiny"],
+                   hub_env(endpoint, tmp_path / "uploader"))
+        env = hub_env(endpoint, tmp_path / "user")
+        args = ["-c", LOAD_FORCED, "hf://user/tiny", str(tmp_path / "images.npy"),
+                str(tmp_path / "out.npy")]
+        run_python(args, env)
+        blobs = list((tmp_path / "user").rglob("blobs/*"))
+        weights = max(blobs, key=lambda p: p.stat().st_size)
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        weights.write_bytes(bytes(data))
+        damaged = run_python(args, env, check=False)
+        assert damaged.returncode == 3 and "force_download=True" in damaged.stdout
+        run_python(args + ["--force"], env)
+        np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+    finally:
+        server.stop()
+    unreachable = run_python([upload, str(preset_dir), "user/tiny"],
+                             hub_env(endpoint, tmp_path / "uploader"), check=False)
+    assert unreachable.returncode == 1
+    assert "Cannot reach the Hub" in unreachable.stderr, unreachable.stderr[-2000:]
+    assert "Traceback" not in unreachable.stderr

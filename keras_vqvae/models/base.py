@@ -53,6 +53,7 @@ class Model(keras.Model):
         preset,
         load_weights=True,
         allow_missing_checksum=False,
+        force_download=False,
         **config_overrides,
     ):
         """Instantiates the model from a preset.
@@ -65,6 +66,8 @@ class Model(keras.Model):
             allow_missing_checksum: bool. Load weights that `metadata.json`
                 has no SHA-256 for (with a warning). By default that is a
                 `PresetError`; a mismatching SHA-256 always is.
+            force_download: bool. For `hf://` presets, download the files
+                again even if cached: repairs a damaged cache.
             **config_overrides: constructor arguments that replace the
                 preset's (for instance `dead_code_threshold=0.0`).
 
@@ -76,7 +79,7 @@ class Model(keras.Model):
         >>> model = VQVAE.from_preset("mnist")
         >>> model = VQVAE.from_preset("hf://owner/vqvae-cifar10@main")
         """
-        return PresetFolder.resolve(preset).load_model(
+        return PresetFolder.resolve(preset, force_download).load_model(
             cls,
             cls.preset_kind,
             load_weights,

@@ -212,6 +212,78 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         v_feat, v_out = self.vertical(v, labels)
         return v_out, self.horizontal(h, v_feat, labels)
 
+    # Incremental evaluation (used by `PixelCNNPrior.sample`): the same
+    # function as `call`, one row of the vertical stack and one position of
+    # the horizontal stack at a time, from caches of the inputs they see.
+
+    def step_weights(self, labels=None):
+        """What `vertical_row` / `horizontal_step` need besides their
+        inputs: the class biases and the horizontal stack's kernels as
+        matrices in the compute dtype. Computed once, outside the
+        sampling loop.
+
+        Returns:
+            dict of tensors: `v_bias` (`(B, 1, 1, 2C)` or `None`),
+            `h_bias` (`(B, 1, 2C)`: `h_conv`'s bias plus the class bias),
+            `h_kernel` (`((k//2+1) * C, 2C)`), `out_kernel` (`(C, C)`)
+            and `out_bias` (`(C,)`).
+        """
+        dtype = self.compute_dtype
+        c, p = self.hidden_dim, self._pad
+        v_bias, h_bias = self._class_bias(labels, dtype)
+        conv_bias = ops.cast(self.h_conv.bias, dtype)[None, None, :]
+        return {
+            "v_bias": v_bias,
+            "h_bias": conv_bias if h_bias is None else conv_bias + h_bias[:, 0],
+            "h_kernel": ops.reshape(
+                ops.cast(self.h_conv.kernel, dtype), ((p + 1) * c, 2 * c)
+            ),
+            "out_kernel": ops.reshape(
+                ops.cast(self.h_out.kernel, dtype), (c, c)
+            ),
+            "out_bias": ops.cast(self.h_out.bias, dtype),
+        }
+
+    def vertical_row(self, window, weights):
+        """Row `i` of the vertical stack.
+
+        Args:
+            window: `(B, k//2+1, W + 2*(k//2), C)`: the vertical input rows
+                `i - k//2 .. i` (already shifted down for type A; zeros
+                above the map), zero-padded by `k//2` columns both sides.
+            weights: `step_weights(labels)`.
+
+        Returns:
+            `(v_h, v_out)`: `v_to_h` of the pre-activations plus the
+            horizontal biases, `(B, W, 2C)`, and the gated output row
+            `(B, 1, W, C)` (row `i` of `vertical(v)[1]`).
+        """
+        v_feat = self.v_conv(window)
+        if weights["v_bias"] is not None:
+            v_feat = v_feat + weights["v_bias"]
+        v_h = self.v_to_h(v_feat)[:, 0] + weights["h_bias"]
+        return v_h, _gate(v_feat)
+
+    def horizontal_step(self, window, v_h, weights):
+        """Position `(i, j)` of the horizontal stack.
+
+        Args:
+            window: `(B, (k//2+1) * C)`: the horizontal inputs at columns
+                `j - k//2 .. j` of row `i` (already shifted right for type
+                A; zeros left of the map), oldest first.
+            v_h: `(B, 2C)`: column `j` of `vertical_row`'s `v_h`.
+            weights: `step_weights(labels)`.
+
+        Returns:
+            `(B, C)`: position `(i, j)` of `horizontal(h, v_feat)`.
+        """
+        h_feat = ops.matmul(window, weights["h_kernel"]) + v_h
+        h_out = ops.matmul(_gate(h_feat), weights["out_kernel"])
+        h_out = h_out + weights["out_bias"]
+        if self.residual:  # type B: the input at column j is the newest
+            h_out = h_out + window[:, -self.hidden_dim :]
+        return h_out
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape), tuple(input_shape)
 
