@@ -249,6 +249,24 @@ def save_image_grid(
     return path
 
 
+def save_images(folder, images):
+    """Writes each uint8 image `(N, H, W, C)` as `folder/<i>.png`.
+
+    Returns:
+        The list of paths written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(np.asarray(images)):
+        path = folder / f"{i}.png"
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            path
+        )
+        paths.append(path)
+    return paths
+
+
 def reconstruction_rows(originals, reconstructions, per_row=8):
     """Interleaves rows of originals and their reconstructions.
 

@@ -31,6 +31,7 @@ from keras_vqvae.visualization import class_labels_for_columns
 from keras_vqvae.visualization import reconstruction_row_labels
 from keras_vqvae.visualization import reconstruction_rows
 from keras_vqvae.visualization import save_image_grid
+from keras_vqvae.visualization import save_images
 
 # --- Measurements -----------------------------------------------------------
 
@@ -223,7 +224,9 @@ def demo(preset, source, out_dir, limit=1000, samples=32, verbose=1, log=print):
     """Reconstructs held-out images and samples from the preset's prior.
 
     Writes `reconstructions.png` (and `samples.png` when the preset has a
-    prior) into `out_dir`. `verbose=1` shows progress bars.
+    prior) into `out_dir`, and 8 of the held-out images as
+    `test_images/<i>.png` for the README's examples. `verbose=1` shows
+    progress bars.
 
     Returns:
         dict with the reconstruction metrics and the paths written.
@@ -240,6 +243,8 @@ def demo(preset, source, out_dir, limit=1000, samples=32, verbose=1, log=print):
             model, images, out_dir / "reconstructions.png"
         )
     )
+    save_images(out_dir / "test_images", images[:8])
+    results["test_images"] = str(out_dir / "test_images")
     if folder.has("prior"):
         log("== sampling from the PixelCNN prior")
         prior = PixelCNNPrior.from_preset(folder.path)

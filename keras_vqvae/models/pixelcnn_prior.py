@@ -300,13 +300,17 @@ class PixelCNNPrior(Model):
         row_ids = ops.arange(h, dtype="int32")[None, :, None]
         dtype = self.blocks[0].compute_dtype
         # Loop invariants, computed (and cast) once.
-        table = self.code_embedding(ops.arange(self.num_embeddings, dtype="int32"))
+        table = self.code_embedding(
+            ops.arange(self.num_embeddings, dtype="int32")
+        )
         weights = [block.step_weights(labels) for block in self.blocks]
         head_kernel = ops.reshape(
             ops.cast(self.head_hidden.kernel, self.head_hidden.compute_dtype),
             (c, self.head_dim),
         )
-        head_bias = ops.cast(self.head_hidden.bias, self.head_hidden.compute_dtype)
+        head_bias = ops.cast(
+            self.head_hidden.bias, self.head_hidden.compute_dtype
+        )
         logits_kernel = ops.reshape(
             ops.cast(self.head_logits.kernel, self.head_logits.compute_dtype),
             (self.head_dim, self.num_embeddings),

@@ -1,6 +1,105 @@
 import keras
 from keras import ops
 
+# Collectives for data-parallel training. Under `tf.distribute` (inside
+# `strategy.run`, as `fit` calls the train step) and under `torch.distributed`
+# every replica calls the layer on its own slice of the global batch, so the
+# per-code statistics must be summed across replicas for all replicas to take
+# the same step as one device with the whole batch. JAX's
+# `keras.distribution` compiles one program for the global batch: the layer
+# sees global tensors there, and these helpers do nothing; so do they on one
+# device.
+
+
+def _tf_replica_context():
+    """The replica context of a multi-replica `tf.distribute` step, or None."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync < 2:
+        return None
+    return context
+
+
+def _torch_process_group():
+    """`torch.distributed` when initialised with several processes, or None."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    if dist.get_world_size() < 2:
+        return None
+    return dist
+
+
+def _num_replicas():
+    """How many replicas share each step (a Python int; 1 on one device and
+    under JAX's single-program `keras.distribution`)."""
+    context = _tf_replica_context()
+    if context is not None:
+        return context.num_replicas_in_sync
+    dist = _torch_process_group()
+    if dist is not None:
+        return dist.get_world_size()
+    return 1
+
+
+def _replica_id():
+    """This replica's index in `[0, _num_replicas())` (0 when not replicated)."""
+    context = _tf_replica_context()
+    if context is not None:
+        return context.replica_id_in_sync_group
+    dist = _torch_process_group()
+    if dist is not None:
+        return dist.get_rank()
+    return 0
+
+
+def _all_reduce_sum(x):
+    """`x` summed over the replicas (every replica gets the same sum)."""
+    context = _tf_replica_context()
+    if context is not None:
+        import tensorflow as tf
+
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, ops.stop_gradient(x))
+    dist = _torch_process_group()
+    if dist is not None:
+        x = x.detach().clone()
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        return x
+    return x
+
+
+def _all_gather(x):
+    """The replicas' `x` concatenated along axis 0 in replica order (the
+    global batch, for batch slices); their first axes may differ."""
+    context = _tf_replica_context()
+    if context is not None:
+        return context.all_gather(ops.stop_gradient(x), axis=0)
+    dist = _torch_process_group()
+    if dist is not None:
+        import torch
+
+        x = x.detach().contiguous()
+        size = torch.tensor([x.shape[0]], device=x.device)
+        sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+        dist.all_gather(sizes, size)
+        sizes = [int(s) for s in sizes]
+        if max(sizes) == 0:
+            return x
+        padded = torch.zeros((max(sizes),) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+        padded[: x.shape[0]] = x
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded)
+        return torch.cat([part[:s] for part, s in zip(parts, sizes)], dim=0)
+    return x
+
 
 @keras.saving.register_keras_serializable(package="keras_vqvae")
 class VectorQuantizer(keras.layers.Layer):
@@ -195,6 +294,11 @@ class VectorQuantizer(keras.layers.Layer):
         counts = self._cluster_sums(
             ops.ones_like(flat_indices, "float32"), flat_indices
         )
+        # The global batch's counts, for the statistics and the updates. On
+        # torch only in training: inference may run on one process alone
+        # (e.g. an evaluation on rank 0), which must not wait for the others.
+        if training or keras.backend.backend() != "torch":
+            counts = _all_reduce_sum(counts)
         quantized = ops.reshape(
             ops.take(codebook, flat_indices, axis=0), ops.shape(z)
         )
@@ -304,7 +408,7 @@ class VectorQuantizer(keras.layers.Layer):
         # `dead_code_threshold` assignments; an unused one is redrawn.
         self.code_usage.assign(ops.where(dead, self.dead_code_threshold, usage))
         # Drawn for every code, used where dead: no branch on tensor values.
-        candidates = self._random_rows(flat_inputs, self.num_embeddings)
+        candidates = self._random_batch_rows(flat_inputs, self.num_embeddings)
         self._replace_codes(
             ops.where(dead[:, None], candidates, self.codebook.value),
             dead[:, None],
@@ -327,20 +431,81 @@ class VectorQuantizer(keras.layers.Layer):
         )
         return ops.take(flat_inputs, rows, axis=0)
 
+    def _random_batch_rows(self, flat_inputs, count):
+        """`count` random rows of the global batch, the same on every
+        replica: the draws of one device given the whole batch.
+
+        The row numbers are drawn in the global batch (the replicas' slices
+        in replica order) with the seed generator that every replica holds
+        in the same state; each replica fills in the rows it holds, and a
+        sum over the replicas (of each row and zeros) completes them, so
+        only `count` rows travel, never the batch.
+        """
+        if _num_replicas() < 2:
+            return self._random_rows(flat_inputs, count)
+        num_rows = ops.cast(ops.shape(flat_inputs)[0], "int32")
+        sizes = _all_gather(ops.reshape(num_rows, (1,)))
+        first_row = ops.sum(
+            ops.where(ops.arange(_num_replicas()) < _replica_id(), sizes, 0)
+        )
+        rows = keras.random.randint(
+            (count,),
+            0,
+            ops.maximum(ops.sum(sizes), 1),
+            seed=self.seed_generator,
+        )
+        rows = rows - first_row
+        mine = ops.logical_and(rows >= 0, rows < num_rows)
+        # A zero row after the slice: the index of the rows held elsewhere
+        # (and safe when this replica's slice is empty).
+        padded = ops.concatenate(
+            [flat_inputs, ops.zeros((1, self.embedding_dim), flat_inputs.dtype)]
+        )
+        picked = ops.take(padded, ops.where(mine, rows, num_rows), axis=0)
+        return _all_reduce_sum(ops.where(mine[:, None], picked, 0.0))
+
     def _initialize_with_kmeans(self, flat_inputs):
         done = self.initialized > 0.5
-        # Drawn outside `cond`: a seed update inside a branch leaks under JAX.
-        starts = self._random_rows(flat_inputs, self.num_embeddings)
-        new_codebook = ops.cond(
-            done,
-            lambda: self.codebook.value,
-            lambda: self._kmeans(flat_inputs, starts),
-        )
+        if _num_replicas() > 1:
+            new_codebook = self._replicated_kmeans(flat_inputs, done)
+        else:
+            # Drawn outside `cond`: a seed update inside a branch leaks under
+            # JAX.
+            starts = self._random_rows(flat_inputs, self.num_embeddings)
+            new_codebook = ops.cond(
+                done,
+                lambda: self.codebook.value,
+                lambda: self._kmeans(flat_inputs, starts),
+            )
         replaced = ops.broadcast_to(
             ops.logical_not(done), (self.num_embeddings, 1)
         )
         self._replace_codes(new_codebook, replaced)
         self.initialized.assign(1.0)
+
+    def _replicated_kmeans(self, flat_inputs, done):
+        """k-means on the global batch, the same on every replica.
+
+        The first training batch is gathered from all replicas, in replica
+        order: the global batch, so the starts (drawn with the seed every
+        replica holds in the same state) and the Lloyd iterations are those
+        of one device given the whole batch. Replica 0 runs them and the
+        others take its result, bit for bit. The collectives stay outside
+        `cond` (`tf.distribute` cannot synchronise replicas inside one), so
+        they run at every step; after the first, each replica sends one row
+        instead of its slice (an all-empty gather crashes TensorFlow).
+        """
+        num_rows = ops.shape(flat_inputs)[0]
+        keep = ops.where(done, ops.minimum(num_rows, 1), num_rows)
+        batch = _all_gather(flat_inputs[:keep])
+        starts = self._random_rows(batch, self.num_embeddings)
+        first = ops.equal(_replica_id(), 0)
+        new_codebook = ops.cond(
+            ops.logical_or(done, ops.logical_not(first)),
+            lambda: self.codebook.value,
+            lambda: self._kmeans(batch, starts),
+        )
+        return _all_reduce_sum(ops.where(first, new_codebook, 0.0))
 
     def _kmeans(self, flat_inputs, centroids):
         ones = ops.ones((ops.shape(flat_inputs)[0],), "float32")

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_vqvae.layers.quantization.vector_quantizer import VectorQuantizer
+from keras_vqvae.layers.quantization.vector_quantizer import _all_reduce_sum
 
 
 @keras.saving.register_keras_serializable(package="keras_vqvae")
@@ -86,7 +87,8 @@ class VectorQuantizerEMA(VectorQuantizer):
     def _update_codebook(self, flat_inputs, flat_indices, counts):
         decay = self.decay
         cluster_size = decay * self.ema_cluster_size + (1.0 - decay) * counts
-        dw = self._cluster_sums(flat_inputs, flat_indices)
+        # Summed over the replicas, as `counts` (already global) is.
+        dw = _all_reduce_sum(self._cluster_sums(flat_inputs, flat_indices))
         ema_dw = decay * self.ema_dw + (1.0 - decay) * dw
         smoothed = self._smoothed_cluster_size(cluster_size)
         self.ema_cluster_size.assign(cluster_size)
