@@ -1,41 +1,73 @@
 """Model cards (`README.md` with Hub YAML front matter) for preset folders."""
 
-_DATASET_IDS = {
-    "mnist": "ylecun/mnist",
-    "fashion_mnist": "zalando-datasets/fashion_mnist",
-    "cifar10": "uoft-cs/cifar10",
-    "imagenet_128": "zh-plus/tiny-imagenet",
+# Hub data set id and name of each bundled preset's data, for the card's
+# model-index (the Hub requires a dataset for every result).
+_DATASETS = {
+    "mnist": ("ylecun/mnist", "MNIST"),
+    "fashion_mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
+    "cifar10": ("uoft-cs/cifar10", "CIFAR-10"),
+    "imagenet_128": ("zh-plus/tiny-imagenet", "Tiny-ImageNet (upscaled)"),
 }
+_METRICS = (
+    ("mse", "mse", "MSE (0..1 scale)"),
+    ("psnr_db", "psnr", "PSNR (dB)"),
+    ("perplexity", "perplexity", "Codebook perplexity"),
+)
+
+
+def card_data(name, metadata):
+    """The card's Hub metadata as `huggingface_hub.ModelCardData`."""
+    from huggingface_hub import EvalResult
+    from huggingface_hub import ModelCardData
+
+    dataset_id, dataset_name = _DATASETS.get(
+        name, (metadata.get("dataset", "custom"), name)
+    )
+    metrics = metadata.get("test_metrics", {})
+    results = [
+        EvalResult(
+            task_type="image-to-image",
+            task_name="Image reconstruction",
+            dataset_type=str(dataset_id),
+            dataset_name=dataset_name,
+            dataset_split="test",
+            metric_type=kind,
+            metric_name=label,
+            metric_value=float(f"{metrics[key]:.4g}"),
+        )
+        for key, kind, label in _METRICS
+        if key in metrics
+    ]
+    return ModelCardData(
+        library_name="keras",
+        license="apache-2.0",
+        pipeline_tag="image-to-image",
+        tags=["keras", "keras-vqvae", "vq-vae", "discrete-latents"],
+        datasets=[dataset_id] if name in _DATASETS else None,
+        model_name=f"vqvae-{name}",
+        eval_results=results or None,
+    )
+
+
+def check_model_card(text, source="the model card"):
+    """Raises a `ValueError` unless the Hub would accept the card's metadata.
+
+    Uses huggingface_hub's own parser (`ModelCard`), which checks the YAML
+    front matter and the model-index as the Hub does.
+    """
+    from huggingface_hub import ModelCard
+
+    try:
+        ModelCard(text)
+    except Exception as e:  # it raises ValueError, KeyError, YAML errors
+        raise ValueError(
+            f"{source} has metadata the Hugging Face Hub would refuse: "
+            f"{type(e).__name__}: {e}"
+        ) from e
 
 
 def _front_matter(name, metadata):
-    metrics = metadata.get("test_metrics", {})
-    lines = [
-        "---",
-        "library_name: keras",
-        "license: apache-2.0",
-        "tags:",
-        "- keras",
-        "- keras-vqvae",
-        "- vq-vae",
-        "- image-reconstruction",
-        "- discrete-latents",
-    ]
-    if name in _DATASET_IDS:
-        lines += ["datasets:", f"- {_DATASET_IDS[name]}"]
-    lines += ["metrics:", "- mse", "- psnr", "- perplexity"]
-    lines += ["model-index:", f"- name: vqvae-{name}", "  results:"]
-    lines += ["  - task: {type: image-to-image, name: Image reconstruction}"]
-    lines += ["    metrics:"]
-    for key, kind in (
-        ("mse", "mse"),
-        ("psnr_db", "psnr"),
-        ("perplexity", "perplexity"),
-    ):
-        if key in metrics:
-            lines.append(f"    - {{type: {kind}, value: {metrics[key]:.4g}}}")
-    lines.append("---")
-    return "\n".join(lines)
+    return "---\n" + card_data(name, metadata).to_yaml() + "\n---"
 
 
 def _format(value):
@@ -71,8 +103,10 @@ def render_model_card(name, metadata, config, images):
         "[arXiv:1711.00937](https://arxiv.org/abs/1711.00937)) for "
         f"{tuple(config['image_shape'])} images, made with "
         "[keras-vqvae](https://github.com/keras-vqvae/keras-vqvae).",
-        "```python\nfrom keras_vqvae.models import VQVAE\n\n"
-        f'model = VQVAE.from_preset("{name}")  # or "hf://owner/repo"\n'
+        "```bash\npip install keras-vqvae\n```",
+        "```python\nimport keras\nimport keras_vqvae  # registers the model classes\n\n"
+        'model = keras.saving.load_model("hf://owner/repo")  # this repository\n'
+        f'# or: keras_vqvae.models.VQVAE.from_preset("{name}")\n'
         "codes = model.encode(images)          # uint8 (N, H, W, C)\n"
         "recon = model.decode_indices(codes)   # uint8 images\n```",
         "## Architecture",

@@ -435,6 +435,7 @@ class PresetFolder:
         folder is kept and updated with `metadata`.
         """
         self.path.mkdir(parents=True, exist_ok=True)
+        self.check_existing_card()
         weights_path = self.weights_path(kind)
         write_atomically(weights_path, lambda tmp: _save_weights(model, tmp))
         write_json(
@@ -442,6 +443,11 @@ class PresetFolder:
             {
                 "module": model.__class__.__module__,
                 "class_name": model.__class__.__name__,
+                # Lets `keras.saving.load_model(folder or "hf://...")` find
+                # the class once `keras_vqvae` is imported.
+                "registered_name": keras.saving.get_registered_name(
+                    model.__class__
+                ),
                 "config": model.get_config(),
                 "format_version": PRESET_FORMAT_VERSION,
                 "keras_vqvae_version": __version__,
@@ -481,9 +487,25 @@ class PresetFolder:
         )
 
     def write_model_card(self):
+        """Writes `README.md`, checked as the Hub checks card metadata."""
         path = self.path / MODEL_CARD_FILE
-        path.write_text(self.render_model_card())
+        text = self.render_model_card()
+        self._check_card(text, path)
+        path.write_text(text)
         return path
+
+    def _check_card(self, text, path):
+        try:
+            model_card.check_model_card(text, source=str(path))
+        except ValueError as e:
+            raise PresetError(str(e)) from e
+
+    def check_existing_card(self):
+        """Raises `PresetError` if the folder's `README.md` is not valid Hub
+        metadata (a folder without a card passes)."""
+        path = self.path / MODEL_CARD_FILE
+        if path.is_file():
+            self._check_card(path.read_text(), path)
 
     def files_to_publish(self):
         """Checks the folder and lists the files a Hub upload sends.
@@ -514,6 +536,7 @@ class PresetFolder:
                     f"{METADATA_FILE}: corrupt or not the saved weights."
                 )
             files += [self.config_path(kind).name, weights.name]
+        self.check_existing_card()
         files.append(MODEL_CARD_FILE)
         files += sorted(p.name for p in self.path.glob("*.png"))
         return files

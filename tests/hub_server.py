@@ -320,8 +320,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def validate_yaml(self, storage):
         # The body is {"content": the README.md text, "repoType": "model"}.
-        # Every model card is accepted; to reject one, answer 400 with
-        # {"errors": [{"message": ...}]}: the client raises a ValueError.
+        # As the Hub does, refuse a card whose metadata does not parse
+        # (huggingface_hub's own ModelCard checks the model-index): a 400
+        # with {"errors": [{"message": ...}]}, which the client raises as a
+        # ValueError.
+        from huggingface_hub import ModelCard
+
+        content = json.loads(self.body or b"{}").get("content", "")
+        try:
+            ModelCard(content)
+        except Exception as e:
+            message = f"Invalid metadata in README.md: {type(e).__name__}: {e}"
+            self._send_json({"errors": [{"message": message}]}, status=400)
+            return
         self._send_json({"errors": [], "warnings": []})
 
     def create_repo(self, storage):

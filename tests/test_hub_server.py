@@ -19,6 +19,7 @@ import pytest
 from hub_server import HubServer
 from hub_server import HubStorage
 from hub_server import git_blob_sha1
+from hub_server import hub_client_env
 from hub_server import run_hub_client
 
 REPO_ID = "user/vqvae-hub-test"
@@ -403,3 +404,30 @@ def test_cli_serves_an_existing_root(tmp_path):
         proc.terminate()
         assert proc.wait(timeout=10) == 0
         proc.stdout.close()
+
+
+@pytest.mark.slow
+def test_invalid_model_card_metadata_is_refused_like_the_hub(hub, tmp_path):
+    """The Hub validates README.md metadata on commit; so does this server."""
+    folder = tmp_path / "bad_card"
+    folder.mkdir()
+    (folder / "README.md").write_text(
+        "---\nmodel-index:\n- name: x\n  results:\n  - task: {type: image-to-image}\n"
+        "    metrics:\n    - {type: psnr, value: 25.0}\n---\n# no dataset\n"
+    )
+    (folder / "config.json").write_text("{}")
+    script = f"""
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo("user/bad-card", exist_ok=True)
+try:
+    api.upload_folder(repo_id="user/bad-card", folder_path={str(folder)!r})
+except Exception as e:
+    print("REFUSED", type(e).__name__, e)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=hub_client_env(hub.url, tmp_path / "home"),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert "REFUSED" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert "Invalid metadata in README.md" in result.stdout

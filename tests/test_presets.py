@@ -312,3 +312,61 @@ def test_hub_failures_are_one_line_errors_and_the_cache_can_be_repaired(
     assert unreachable.returncode == 1
     assert "Cannot reach the Hub" in unreachable.stderr, unreachable.stderr[-2000:]
     assert "Traceback" not in unreachable.stderr
+
+
+def test_keras_load_model_reads_a_preset_folder(preset_dir):
+    import keras
+
+    loaded = keras.saving.load_model(preset_dir)
+    assert isinstance(loaded, VQVAE)
+    np.testing.assert_array_equal(
+        loaded.encode(IMAGES), VQVAE.from_preset(preset_dir).encode(IMAGES)
+    )
+    for name in ("config.json",):
+        saved = json.loads((preset_dir / name).read_text())
+        assert saved["registered_name"] == "keras_vqvae>VQVAE"
+
+
+def test_bundled_model_cards_are_valid_hub_metadata():
+    from huggingface_hub import ModelCard
+
+    for name in list_presets():
+        card = ModelCard.load(REPO_ROOT / "presets" / name / "README.md")
+        assert card.data.pipeline_tag == "image-to-image"
+        assert card.data.eval_results and all(
+            r.dataset_type and r.dataset_split == "test" for r in card.data.eval_results
+        )
+        assert 'keras.saving.load_model("hf://' in card.text
+
+
+KERAS_LOAD = """
+import sys, keras, numpy as np
+import keras_vqvae
+model = keras.saving.load_model(sys.argv[1])
+np.save(sys.argv[3], model.encode(np.load(sys.argv[2])))
+"""
+
+
+@pytest.mark.slow
+def test_keras_load_model_from_the_hub(preset_dir, tmp_path):
+    np.save(tmp_path / "images.npy", IMAGES)
+    expected = VQVAE.from_preset(preset_dir).encode(IMAGES)
+    upload = str(REPO_ROOT / "tools" / "upload_preset.py")
+    with HubServer(tmp_path / "hub") as server:
+        run_python([upload, str(preset_dir), "user/tiny"],
+                   hub_env(server.url, tmp_path / "uploader"))
+        run_python(["-c", KERAS_LOAD, "hf://user/tiny", str(tmp_path / "images.npy"),
+                    str(tmp_path / "codes.npy")], hub_env(server.url, tmp_path / "user"))
+    np.testing.assert_array_equal(np.load(tmp_path / "codes.npy"), expected)
+
+
+def test_upload_refuses_a_card_the_hub_would_refuse(preset_dir):
+    from keras_vqvae.errors import UploadError
+    from keras_vqvae.upload import upload_preset
+
+    (preset_dir / "README.md").write_text(
+        "---\nmodel-index:\n- name: x\n  results:\n  - task: {type: image-to-image}\n"
+        "    metrics:\n    - {type: psnr, value: 25.0}\n---\n"
+    )
+    with pytest.raises(UploadError, match="metadata the Hugging Face Hub would refuse"):
+        upload_preset(preset_dir, "user/tiny", dry_run=True, log=lambda *_: None)
