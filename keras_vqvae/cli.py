@@ -230,6 +230,10 @@ def cmd_train(args):
         eval_limit=args.eval_limit,
         verbose=args.verbose,
         reproduce=args.command_line,
+        precision=args.precision,
+        augment=args.augment,
+        steps_per_execution=args.steps_per_execution,
+        log=_say,
         **_parse_overrides(args.set),
     )
     _print_json(metadata["test_metrics"])
@@ -252,6 +256,8 @@ def cmd_train_prior(args):
             eval_limit=args.eval_limit,
             verbose=args.verbose,
             reproduce=args.command_line,
+            precision=args.precision,
+            log=_say,
         )
     )
 
@@ -372,6 +378,30 @@ def add_train_arguments(parser):
         default=1,
         help="Keras progress-bar verbosity (0, 1, 2)",
     )
+    parser.add_argument(
+        "--augment",
+        action="store_true",
+        help="random horizontal flips (natural images)",
+    )
+    parser.add_argument(
+        "--steps-per-execution",
+        type=_positive_int,
+        default=8,
+        help="training steps per compiled call (default 8)",
+    )
+    _add_precision_argument(parser)
+
+
+def _add_precision_argument(parser):
+    from keras_vqvae.precision import PRECISIONS
+
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (default): mixed_bfloat16 where the CPU or GPU has "
+        "bfloat16 units, else float32",
+    )
 
 
 def add_train_prior_arguments(parser):
@@ -411,6 +441,7 @@ def add_train_prior_arguments(parser):
         help="evaluate on at most N test images",
     )
     parser.add_argument("--verbose", type=int, default=1)
+    _add_precision_argument(parser)
 
 
 def add_evaluate_arguments(parser):

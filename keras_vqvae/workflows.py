@@ -7,6 +7,7 @@ measured (`measure_*`), and the numbers go to the preset's metadata and
 model card.
 """
 
+import contextlib
 import json
 import math
 import time
@@ -25,6 +26,7 @@ from keras_vqvae.models import PIXELCNN_PRIOR_PRESETS
 from keras_vqvae.models import VQVAE
 from keras_vqvae.models import VQVAE_PRESETS
 from keras_vqvae.models import PixelCNNPrior
+from keras_vqvae.precision import training_policy
 from keras_vqvae.presets import PresetFolder
 from keras_vqvae.visualization import class_grid_columns
 from keras_vqvae.visualization import class_labels_for_columns
@@ -354,6 +356,10 @@ def train_vqvae(
     eval_limit=None,
     verbose=1,
     reproduce=None,
+    precision="auto",
+    augment=False,
+    steps_per_execution=8,
+    log=print,
     **overrides,
 ):
     """Trains a VQ-VAE and writes a preset folder with measured metadata.
@@ -381,6 +387,14 @@ def train_vqvae(
         verbose: Keras progress-bar verbosity.
         reproduce: the command line that runs this training, for the
             metadata.
+        precision: `"auto"` (bfloat16 where the hardware has units for
+            it), `"float32"` or `"mixed_bfloat16"`; see
+            `keras_vqvae.precision`. The preset is saved in float32.
+        augment: bool. Random horizontal flips (natural images only).
+        steps_per_execution: int. Training steps per compiled call (fewer
+            host round trips); rounded down to a divisor of
+            `checkpoint_every`.
+        log: function that prints progress lines.
         **overrides: constructor arguments that replace the architecture's.
 
     Returns:
@@ -393,8 +407,10 @@ def train_vqvae(
     config = architecture_config(
         architecture, config_path, seed=seed, **overrides
     )
+    policy, reason = training_policy(precision)
+    log(f"precision: {policy} ({reason})")
     try:
-        model = VQVAE(**config)
+        model = VQVAE(**config, dtype=policy)
     except (TypeError, ValueError) as e:
         origin = f"--config {config_path}" if config_path else "the config"
         raise ConfigError(f"{origin} (with any --set values): {e}") from e
@@ -406,7 +422,12 @@ def train_vqvae(
         model.data_variance = float(
             np.var(model.preprocess(train_images[:10000]))
         )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        steps_per_execution=math.gcd(
+            int(steps_per_execution), checkpoint_every
+        ),
+    )
     dataset = data.make_dataset(
         train_images,
         batch_size,
@@ -414,6 +435,7 @@ def train_vqvae(
         seed=seed,
         repeat=True,
         drop_remainder=True,
+        augment=augment,
         normalization=model.normalization,
     )
     epochs = math.ceil(steps / checkpoint_every)
@@ -438,6 +460,7 @@ def train_vqvae(
             f"The loss became {losses[-1]} at epoch {len(losses)}; no preset "
             f"was written. Checkpoints before it are in {work_dir / 'backup'}."
         )
+    model = _float32_copy(model)
     results = measure_reconstructions(model, test_images)
     metadata = {
         "preset": architecture,
@@ -451,6 +474,8 @@ def train_vqvae(
             "batch_size": batch_size,
             "learning_rate": learning_rate,
             "seed": seed,
+            "precision": policy,
+            "augment": augment,
             "train_images": int(len(train_images)),
             "wall_time_s_this_run": round(time.time() - started, 1),
             "backend": keras.backend.backend(),
@@ -461,6 +486,28 @@ def train_vqvae(
     model.save_to_preset(preset_dir, metadata=metadata)
     PresetFolder(preset_dir).write_model_card()
     return metadata
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    # PixelCNNPrior's sublayers follow the global policy.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _float32_copy(model):
+    """The trained model with float32 compute, for evaluation and presets
+    (mixed-precision variables are float32 already)."""
+    if model.dtype_policy.name == "float32":
+        return model
+    config = {**model.get_config(), "dtype": "float32"}
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _encode_split(model, source, split, limit=None):
@@ -499,6 +546,8 @@ def train_prior(
     eval_limit=None,
     verbose=1,
     reproduce=None,
+    precision="auto",
+    log=print,
 ):
     """Trains a PixelCNN prior on a preset's codes and adds it to the preset.
 
@@ -521,6 +570,8 @@ def train_prior(
         verbose: Keras progress-bar verbosity.
         reproduce: the command line that runs this training, for the
             metadata.
+        precision: as for `train_vqvae`; the prior is saved in float32.
+        log: function that prints progress lines.
 
     Returns:
         the prior's metadata dict.
@@ -541,12 +592,15 @@ def train_prior(
     conditional = conditional and train_labels is not None
     num_classes = int(train_labels.max()) + 1 if conditional else None
     architecture = prior_architecture(folder.path, hidden_dim, num_layers)
-    prior = PixelCNNPrior(
-        model.num_embeddings,
-        model.latent_shape,
-        num_classes=num_classes,
-        **architecture,
-    )
+    policy, reason = training_policy(precision)
+    log(f"precision: {policy} ({reason})")
+    with _global_dtype_policy(policy):
+        prior = PixelCNNPrior(
+            model.num_embeddings,
+            model.latent_shape,
+            num_classes=num_classes,
+            **architecture,
+        )
     prior.compile(optimizer=keras.optimizers.Adam(learning_rate))
     inputs = (train_codes, train_labels) if conditional else train_codes
     epochs = max(1, math.ceil(steps * batch_size / len(train_codes)))
@@ -558,6 +612,7 @@ def train_prior(
         verbose=verbose,
         callbacks=[keras.callbacks.TerminateOnNaN()],
     )
+    prior = _float32_copy(prior)
     results = measure_bits_per_dim(
         model,
         prior,
@@ -578,6 +633,7 @@ def train_prior(
         "epochs": epochs,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
+        "precision": policy,
         "wall_time_s": round(time.time() - started, 1),
         "test_metrics": {**results, "test_images": int(len(test_images))},
         "reproduce": reproduce,

@@ -74,6 +74,9 @@ def test_train_resumes_after_being_killed(tmp_path, small_data):
     assert after[-1] == 80
     metadata = json.loads((tmp_path / "preset" / "metadata.json").read_text())
     assert metadata["training"]["steps"] == 80
+    config = json.loads((tmp_path / "preset" / "config.json").read_text())
+    assert config["config"]["dtype"]["config"]["name"] == "float32"
+    assert metadata["training"]["precision"] in ("float32", "mixed_bfloat16")
     assert 0 < metadata["test_metrics"]["mse"] < 1
     assert (tmp_path / "preset" / "README.md").is_file()
 
