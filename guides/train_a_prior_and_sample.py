@@ -179,11 +179,15 @@ dimension. Since the code map is a deterministic function of the image,
 
 the decoder's likelihood of the pixels given the codes (a discretised
 Gaussian around the decoded image), plus the prior's likelihood of the codes.
-`bits_per_dim_of` computes this bound and its two parts; with the
-class-conditional prior, pass the labels.
+`measure_bits_per_dim` computes this bound and its two parts; with the
+class-conditional prior, pass the labels. The Gaussian's scale is fitted by
+maximum likelihood on training images (`fit_images`), so that the number on
+the test images is a bound, not a fit.
 """
 
-bpd = measure_bits_per_dim(vqvae, prior, test_images, labels=test_labels)
+bpd = measure_bits_per_dim(
+    vqvae, prior, test_images, labels=test_labels, fit_images=train_images
+)
 print(
     f"bits/dim {bpd['bits_per_dim']:.3f} = decoder {bpd['decoder_bits_per_dim']:.3f}"
     f" + prior {bpd['prior_bits_per_dim']:.3f}"
@@ -192,7 +196,7 @@ print(
 
 """
 `prior.log_prob` gives each code map's log-likelihood in nats, and
-`prior.bits_per_dim` the mean cost per code position in bits.
+`prior.bits_per_code` the mean cost per code position in bits.
 """
 
 print(f"prior alone: {prior.bits_per_code(test_codes, labels=test_labels):.3f} bits per code")

@@ -175,6 +175,52 @@ def discretized_gaussian_nll(images, means, scale, normalization):
     return -log_probability.reshape(len(images), -1).sum(axis=1)
 
 
+def fit_discretized_gaussian_scale(images, means, normalization, steps=40):
+    """The maximum-likelihood scale of `discretized_gaussian_nll`.
+
+    A golden-section search over `log(scale)`, between 1/1000 of a pixel
+    step and the whole range; the negative log-likelihood of a discretised
+    Gaussian is unimodal in the scale. (The RMS error is the ML scale of a
+    continuous Gaussian only: discretisation makes the best scale larger.)
+
+    Args:
+        images: uint8 array, the targets (fit on training data, so that the
+            bound on test data is a real bound).
+        means: float array of the same shape, the reconstructions in the
+            model's range.
+        normalization: dict with `"scale"` and `"offset"`.
+        steps: search iterations (40 gives about 8 significant digits).
+
+    Returns:
+        float, the scale in model units.
+    """
+
+    def nll(log_scale):
+        return float(
+            np.mean(
+                discretized_gaussian_nll(
+                    images, means, math.exp(log_scale), normalization
+                )
+            )
+        )
+
+    pixel = float(normalization["scale"])
+    low, high = math.log(pixel / 1000.0), math.log(pixel * 256.0)
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    fa, fb = nll(a), nll(b)
+    for _ in range(steps):
+        if fa < fb:
+            high, b, fb = b, a, fa
+            a = high - ratio * (high - low)
+            fa = nll(a)
+        else:
+            low, a, fa = a, b, fb
+            b = low + ratio * (high - low)
+            fb = nll(b)
+    return math.exp((low + high) / 2.0)
+
+
 def bits_per_dim(decoder_nll, prior_nll, dims):
     """The VQ-VAE bound `-log p(x) <= -log p(x | z) - log p(z)` per dim.
 

@@ -67,24 +67,63 @@ def measure_reconstructions(model, images, batch_size=256, verbose=0):
     }
 
 
-def measure_bits_per_dim(model, prior, images, labels=None, batch_size=256):
+def _decoded_means(model, images, batch_size):
+    codes = model.encode(images, batch_size=batch_size)
+    means = model.decode_indices(codes, batch_size=batch_size, as_uint8=False)
+    return codes, means.astype("float64")
+
+
+SCALE_FIT_IMAGES = 5000
+
+
+def evenly_spaced(images, count):
+    """At most `count` images spread over the array (splits are often
+    grouped by class)."""
+    if len(images) <= count:
+        return images
+    return images[np.linspace(0, len(images) - 1, count).astype(int)]
+
+
+def fit_decoder_scale(model, images, batch_size=256):
+    """The decoder's discretised-Gaussian scale, fitted by maximum
+    likelihood on uint8 `images` (use training images)."""
+    _, means = _decoded_means(model, images, batch_size)
+    return metrics.fit_discretized_gaussian_scale(
+        images, means, model.normalization
+    )
+
+
+def measure_bits_per_dim(
+    model, prior, images, labels=None, fit_images=None, batch_size=256
+):
     """The VQ-VAE's bits/dim on uint8 `images`, as in the paper.
 
     The decoder's likelihood is a Gaussian around the reconstruction,
-    discretised to the 256 pixel values, with one standard deviation: the
-    root-mean-square reconstruction error on these images. The prior adds
-    its negative log-likelihood of the codes.
+    discretised to the 256 pixel values, with one standard deviation fitted
+    by maximum likelihood on `fit_images` (training images: a bound fitted
+    on the test images themselves would not be one). The prior adds its
+    negative log-likelihood of the codes.
+
+    Args:
+        model: a `VQVAE`.
+        prior: its `PixelCNNPrior`.
+        images: uint8 test images.
+        labels: their labels, for a class-conditional prior.
+        fit_images: uint8 training images for the decoder's scale.
+        batch_size: images per forward pass.
 
     Returns:
         dict with `bits_per_dim` (the bound), `decoder_bits_per_dim`,
         `prior_bits_per_dim` (both per pixel dimension),
-        `prior_bits_per_code` and `decoder_scale`.
+        `prior_bits_per_code`, `decoder_scale` and `decoder_scale_fit`.
     """
-    codes = model.encode(images, batch_size=batch_size)
-    means = model.decode_indices(codes, batch_size=batch_size, as_uint8=False)
-    means = means.astype("float64")
-    targets = np.asarray(model.preprocess(images))
-    scale = float(np.sqrt(np.mean((targets - means) ** 2)))
+    if fit_images is None or not len(fit_images):
+        raise ValueError(
+            "`fit_images` (training images) are needed to fit the decoder's "
+            "scale."
+        )
+    scale = fit_decoder_scale(model, fit_images, batch_size)
+    codes, means = _decoded_means(model, images, batch_size)
     decoder_nll = metrics.discretized_gaussian_nll(
         images, means, scale, model.normalization
     )
@@ -97,6 +136,9 @@ def measure_bits_per_dim(model, prior, images, labels=None, batch_size=256):
             np.mean(prior_nll) / (codes[0].size * math.log(2.0))
         ),
         "decoder_scale": scale,
+        "decoder_scale_fit": (
+            f"maximum likelihood on {len(fit_images)} training images"
+        ),
     }
 
 
@@ -210,12 +252,14 @@ def evaluate_preset(
         write_reconstruction_grid(model, images, grid_path, grid_images)
     if bits_per_dim:
         prior = PixelCNNPrior.from_preset(folder.path)
+        train_images, _ = data.load_split(source, "train", model=model)
         results.update(
             measure_bits_per_dim(
                 model,
                 prior,
                 images,
                 labels=labels if prior.num_classes else None,
+                fit_images=evenly_spaced(train_images, SCALE_FIT_IMAGES),
                 batch_size=batch_size,
             )
         )
@@ -585,7 +629,9 @@ def train_prior(
             "config.json). Train one first with `keras-vqvae train`."
         )
     model = VQVAE.from_preset(folder.path)
-    _, train_codes, train_labels = _encode_split(model, source, "train")
+    train_images, train_codes, train_labels = _encode_split(
+        model, source, "train"
+    )
     test_images, test_codes, test_labels = _encode_split(
         model, source, "test", limit=eval_limit
     )
@@ -618,6 +664,7 @@ def train_prior(
         prior,
         test_images,
         labels=test_labels if conditional else None,
+        fit_images=evenly_spaced(train_images, SCALE_FIT_IMAGES),
     )
     write_sample_grid(
         model,

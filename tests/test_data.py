@@ -413,3 +413,18 @@ def test_psnr_and_mse01():
         psnr(a, a.astype(np.float32))
     with pytest.raises(ValueError, match="Shapes differ"):
         mse01(a, a[:2])
+
+
+def test_maximum_likelihood_scale_beats_the_rms_scale():
+    from keras_vqvae import metrics
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 8, 8, 1)).astype("uint8")
+    targets = data.normalize(images)
+    means = targets + rng.normal(0, 0.004, targets.shape)  # ~1 grey level
+    norm = data.DEFAULT_NORMALIZATION
+    rms = float(np.sqrt(np.mean((targets - means) ** 2)))
+    best = metrics.fit_discretized_gaussian_scale(images, means, norm)
+    nll = lambda s: metrics.discretized_gaussian_nll(images, means, s, norm).mean()
+    assert nll(best) < nll(rms)
+    assert nll(best) <= min(nll(best * 0.9), nll(best * 1.1))
