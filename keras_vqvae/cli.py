@@ -129,6 +129,8 @@ def cmd_decode(args):
 
     model = VQVAE.from_preset(args.preset)
     codes = _read_codes(args.codes)
+    if codes.ndim and not len(codes):
+        raise CommandError(f"--codes {args.codes} holds no code maps.")
     try:
         images = model.decode_indices(
             codes, batch_size=args.batch_size, verbose=args.progress

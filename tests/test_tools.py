@@ -123,6 +123,9 @@ def test_bad_input_exits_nonzero_with_one_line(capsys, tmp_path):
     if "mnist" in list_presets():
         assert main(["decode", "--codes", str(tmp_path / "codes.npy")]) == 1
         assert "cannot read codes" in capsys.readouterr().err
+        np.save(tmp_path / "empty.npy", np.zeros((0, 7, 7), "int32"))
+        assert main(["decode", "--codes", str(tmp_path / "empty.npy")]) == 1
+        assert "holds no code maps" in capsys.readouterr().err
         assert main(["sample", "--label", "-1", "--n", "2"]) == 1
         assert "Class labels must be integers in [0, 10)" in capsys.readouterr().err
     assert main(["train", "--architecture", "mnist", "--data", str(tmp_path),
