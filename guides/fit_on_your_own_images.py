@@ -303,6 +303,34 @@ assert np.array_equal(reloaded.encode(val_images), best.encode(val_images))
 print("VQVAE.from_preset(folder) gives the same codes as the saved model")
 
 """
+## Data from TensorFlow Datasets
+
+Instead of a folder, any source can be a TensorFlow Datasets name,
+`"tfds:NAME"` (`pip install "keras-vqvae[tfds]"`). With network access TFDS
+downloads and prepares the dataset on first use (in `~/tensorflow_datasets`);
+`model=model` fits the images to the model's input shape:
+
+```
+from keras_vqvae import data
+
+images, labels = data.load_split("tfds:cifar10", "train", model=model)
+```
+
+The CLI takes the same source:
+
+```
+keras-vqvae train --architecture cifar10 --data tfds:cifar10 \\
+    --steps 25000 --preset-dir my_cifar10
+```
+
+Offline, prepare a copy once where there is network access
+(`tfds build cifar10 --data_dir DIR`) and point at it with
+`TFDS_DATA_DIR=DIR` (or `data_dir=DIR` in `load_split`): nothing is
+downloaded then. Each bundled preset's `metadata.json` names its TFDS builder
+under `"tfds"`.
+"""
+
+"""
 ## Next steps
 
 - Train a prior over the codes and sample new images:

@@ -30,8 +30,9 @@ def load_split(
 
     `source` is one of:
 
-    - `"tfds:NAME"`: TensorFlow Datasets (see `load_tfds`; `data_dir` is
-      passed on, and then nothing is downloaded);
+    - `"tfds:NAME"`: TensorFlow Datasets (see `load_tfds`; `data_dir`, else
+      `$TFDS_DATA_DIR`, is where the prepared data is read, and then nothing
+      is downloaded);
     - a `.npz` file, or a folder with `{split}.npz`, `{split}_jpeg.npz` or
       idx files (see `load_arrays`);
     - a folder of image files (see `load_image_folder`). If it has a
@@ -54,7 +55,8 @@ def load_split(
             mapped linearly to 0..255; `(0, 16)` for scikit-learn's digits.
             Used for array files only, not for image files or TFDS.
         limit: int or None. Load only the first `limit` images.
-        data_dir: TFDS data folder, for `"tfds:..."` sources only.
+        data_dir: TFDS data folder, for `"tfds:..."` sources only; None
+            means `$TFDS_DATA_DIR` if set (how the CLI is pointed at one).
 
     Returns:
         Tuple `(images, labels)`: uint8 `(N, H, W, C)` and int64 `(N,)`,

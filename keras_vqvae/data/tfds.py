@@ -6,22 +6,30 @@ from keras_vqvae.data.arrays import check_images
 from keras_vqvae.data.arrays import check_labels
 from keras_vqvae.errors import DataError
 
+DATA_DIR_ENV = "TFDS_DATA_DIR"
+
 
 def load_tfds(name, split="train", data_dir=None, download=None, limit=None):
     """Loads an image dataset from TensorFlow Datasets into uint8 arrays.
 
-    Needs the optional package `tensorflow-datasets`, imported only here.
-    For offline use, prepare the dataset once where there is network access
-    (`tfds build NAME --data_dir DIR`) and pass `data_dir=DIR`: with a
-    `data_dir`, nothing is downloaded unless `download=True`.
+    Needs the optional package `tensorflow-datasets` (`pip install
+    "keras-vqvae[tfds]"`), imported only here. Online, with neither
+    `data_dir` nor `$TFDS_DATA_DIR`, TFDS downloads and prepares the
+    dataset in `~/tensorflow_datasets` on first use. For offline use,
+    prepare it once where there is network access (`tfds build NAME
+    --data_dir DIR`) and pass `data_dir=DIR`, or set `TFDS_DATA_DIR=DIR`
+    (how the CLI's `--data tfds:NAME` finds it): with either, nothing is
+    downloaded unless `download=True`.
 
     Args:
         name: TFDS name, e.g. `"mnist"`, `"fashion_mnist"`, `"cifar10"`.
         split: TFDS split, e.g. `"train"`, `"test"` or `"train[:10%]"`.
-        data_dir: str or None. Folder of prepared TFDS data; None uses TFDS's
-            default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
+        data_dir: str or None. Folder of prepared TFDS data. None means
+            `$TFDS_DATA_DIR` if set, else TFDS's default
+            (`~/tensorflow_datasets`).
         download: bool or None. Whether TFDS may download and prepare the
-            data. None means `data_dir is None`.
+            data. None means only when there is no `data_dir` and no
+            `$TFDS_DATA_DIR`.
         limit: int or None. Load only the first `limit` examples.
 
     Returns:
@@ -30,17 +38,19 @@ def load_tfds(name, split="train", data_dir=None, download=None, limit=None):
 
     Raises:
         ImportError: `tensorflow-datasets` is not installed.
-        FileNotFoundError: `data_dir` does not exist, or the dataset is not
-            prepared and downloading is off.
+        FileNotFoundError: `data_dir` (or `$TFDS_DATA_DIR`) does not exist,
+            or the dataset is not prepared and downloading is off.
 
     Example:
 
+    >>> images, labels = load_tfds("cifar10", "test")  # doctest: +SKIP
     >>> images, labels = load_tfds(
     ...     "cifar10", "test", data_dir="~/tfds")  # doctest: +SKIP
     """
     tfds = _import_tfds()
     data_dir = _check_data_dir(data_dir)
     download = data_dir is None if download is None else bool(download)
+    not_found = (AssertionError,) + _dataset_not_found_errors(tfds)
     if limit is not None and "[" not in split:
         split = f"{split}[:{int(limit)}]"
     try:
@@ -51,12 +61,14 @@ def load_tfds(name, split="train", data_dir=None, download=None, limit=None):
             download=download,
             batch_size=-1,
         )
-    except AssertionError as e:  # TFDS's "could not find data" error.
+    except not_found as e:  # "could not find data" / unknown name.
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise FileNotFoundError(
             f"TFDS dataset '{name}' is not prepared in "
             f"{data_dir or 'the default TFDS data_dir'} and download is off. "
             f"Prepare it with `tfds build {name} --data_dir DIR` where there "
-            f"is network access, then pass data_dir=DIR. ({e})"
+            f"is network access, then pass data_dir=DIR or set "
+            f"{DATA_DIR_ENV}=DIR. ({reason})"
         ) from e
     return _to_arrays(tfds.as_numpy(data), name, limit)
 
@@ -73,12 +85,24 @@ def _import_tfds():
     return tfds
 
 
+def _dataset_not_found_errors(tfds):
+    """TFDS's error for a name it knows neither as a builder nor on disk."""
+    registered = getattr(getattr(tfds, "core", None), "registered", None)
+    error = getattr(registered, "DatasetNotFoundError", None)
+    return (error,) if isinstance(error, type) else ()
+
+
 def _check_data_dir(data_dir):
+    """`data_dir`, else `$TFDS_DATA_DIR`, else None; must exist if set."""
+    what = "TFDS `data_dir`"
+    if data_dir is None:
+        data_dir = os.environ.get(DATA_DIR_ENV) or None
+        what = f"${DATA_DIR_ENV}"
     if data_dir is None:
         return None
     data_dir = os.path.expanduser(str(data_dir))
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"TFDS `data_dir` does not exist: {data_dir}")
+        raise FileNotFoundError(f"{what} does not exist: {data_dir}")
     return data_dir
 
 
