@@ -2,8 +2,8 @@
 Title: Data-parallel training of a VQ-VAE
 Author: keras-vqvae contributors
 Date created: 2026/11/25
-Last modified: 2026/11/25
-Description: Train a VQ-VAE on several devices with `keras.distribution` (JAX) or `tf.distribute.MirroredStrategy` (TensorFlow), shown on two virtual CPU devices.
+Last modified: 2026/12/01
+Description: Train a VQ-VAE on several devices with `keras.distribution` (JAX) or `tf.distribute.MirroredStrategy` (TensorFlow), shown on two virtual CPU devices, and how to scale past one machine.
 Accelerator: None
 """
 
@@ -26,6 +26,15 @@ Keras offers data parallelism through the backend:
 
 (The PyTorch backend has no `fit`-level data parallelism in Keras; use
 `torch.distributed` with a custom training loop.)
+
+The quantizer's own state (the EMA codebook and its statistics, k-means
+initialisation, dead-code restarts) is not learned by gradients, so it does
+not go through the gradient all-reduce. With JAX the layer sees the global
+batch anyway. With TensorFlow (and torch) each replica sees only its slice,
+so the quantizer sums its per-code counts and sums across the replicas before
+each update, draws restarted codes from the global batch, and runs k-means on
+the gathered first batch: every replica takes the step that one device would
+take with the global batch.
 
 You do not need several GPUs to try this: both backends can split the host CPU
 into several *virtual* devices, which is how this guide runs. On a machine with
@@ -55,8 +64,12 @@ from pathlib import Path
 NUM_DEVICES = 2
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _flag = f"--xla_force_host_platform_device_count={NUM_DEVICES}"
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
+if "xla_force_host_platform_device_count" not in os.environ.get(
+    "XLA_FLAGS", ""
+):
+    os.environ["XLA_FLAGS"] = (
+        f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
+    )
 
 import keras
 
@@ -119,22 +132,26 @@ model_config = dict(
     dead_code_threshold=1.0,
     seed=0,
     **(
-        dict(num_embeddings=32, embedding_dim=8, hidden_dim=16,
-             num_residual_layers=1, residual_hidden_dim=8)
+        dict(
+            num_embeddings=32,
+            embedding_dim=8,
+            hidden_dim=16,
+            num_residual_layers=1,
+            residual_hidden_dim=8,
+        )
         if QUICK
         # The architecture of the bundled `mnist` preset.
-        else dict(num_embeddings=128, embedding_dim=32, hidden_dim=64,
-                  num_residual_layers=2, residual_hidden_dim=32)
+        else dict(
+            num_embeddings=128,
+            embedding_dim=32,
+            hidden_dim=64,
+            num_residual_layers=2,
+            residual_hidden_dim=32,
+        )
     ),
 )
+# The default quantizer, "ema": its codebook follows moving averages.
 LEARNING_RATE = 1e-3
-if BACKEND == "tensorflow":
-    # Known issue in keras-vqvae 0.1.0: under `MirroredStrategy`, the EMA
-    # codebook updates, k-means initialisation and dead-code restarts run on
-    # each replica's slice of the batch, so the replicas' codebooks drift
-    # apart. The gradient-trained codebook (`quantizer="vq"`) stays in sync,
-    # because its updates go through the all-reduced gradients.
-    model_config.update(quantizer="vq", kmeans_init=False, dead_code_threshold=0.0)
 
 
 def make_model():
@@ -155,14 +172,30 @@ must give the same new weights.
 def parameters(model):
     """The model's weights, without the quantizer's `batch_perplexity` and
     `batch_codebook_usage`: diagnostics of the last batch, not parameters."""
-    return [w for w in model.weights if not w.path.split("/")[-1].startswith("batch_")]
+    return [
+        w
+        for w in model.weights
+        if not w.path.split("/")[-1].startswith("batch_")
+    ]
+
+
+def quantizer_state(model):
+    """The quantizer's non-trainable weights: codebook, EMA statistics, usage."""
+    return {
+        w.path.split("/")[-1]: w for w in model.quantizer.non_trainable_weights
+    }
 
 
 first_batch = normalize(train_images[:GLOBAL_BATCH])
 reference = make_model()
 initial_weights = reference.get_weights()
-reference.fit(first_batch, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
+reference.fit(
+    first_batch, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0
+)
 reference_values = [np.asarray(w) for w in parameters(reference)]
+reference_quantizer = {
+    k: np.asarray(w) for k, w in quantizer_state(reference).items()
+}
 
 """
 ## Distributing the model
@@ -177,7 +210,8 @@ the data by itself.
 """
 
 if BACKEND == "jax":
-    devices = keras.distribution.list_devices("cpu")  # or list_devices() for GPUs
+    # Or keras.distribution.list_devices() for the GPUs.
+    devices = keras.distribution.list_devices("cpu")
     print("devices:", devices)
     distribution = keras.distribution.DataParallel(devices=devices)
     keras.distribution.set_distribution(distribution)
@@ -185,14 +219,18 @@ if BACKEND == "jax":
 else:
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     print("devices:", devices)
-    strategy = tf.distribute.MirroredStrategy(devices)  # or MirroredStrategy() for all GPUs
+    # Or tf.distribute.MirroredStrategy() for all the GPUs.
+    strategy = tf.distribute.MirroredStrategy(devices)
     print("replicas in sync:", strategy.num_replicas_in_sync)
     distributed_scope = strategy.scope
 
 with distributed_scope():
     probe = make_model()
-print("codebook placement:", getattr(probe.quantizer.codebook.value, "sharding", None)
-      or [v.device for v in probe.quantizer.codebook.value.values])
+print(
+    "codebook placement:",
+    getattr(probe.quantizer.codebook.value, "sharding", None)
+    or [v.device for v in probe.quantizer.codebook.value.values],
+)
 
 """
 Take one data-parallel step from the reference's initial weights, on the same
@@ -200,16 +238,39 @@ batch, and compare.
 """
 
 probe.set_weights(initial_weights)
-probe.fit(first_batch, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
+probe.fit(
+    first_batch, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0
+)
 difference = max(
     float(np.max(np.abs(np.asarray(w) - expected)))
     for w, expected in zip(parameters(probe), reference_values)
 )
-print(f"one step on {NUM_DEVICES} devices vs one device: max weight difference {difference:.2e}")
+print(
+    f"one step on {NUM_DEVICES} devices vs one device: max weight difference {difference:.2e}"
+)
 # keras-vqvae 0.1.0 on TensorFlow: the gradients come out multiplied by the
 # number of replicas (see "Train" below), which Adam absorbs up to its epsilon,
 # so the step differs slightly; on JAX the two agree to float precision.
-assert difference < (1e-5 if BACKEND == "jax" else 0.5 * LEARNING_RATE), difference
+assert difference < (1e-5 if BACKEND == "jax" else 0.5 * LEARNING_RATE), (
+    difference
+)
+
+"""
+The quantizer's state after the step (k-means initialisation on the first
+batch, the EMA update, restarted codes) depends only on the initial weights
+and the global batch, so it must match the one-device step to float precision
+on both backends, in every replica's copy.
+"""
+
+quantizer_difference = max(
+    float(np.max(np.abs(np.asarray(copy) - reference_quantizer[name])))
+    for name, w in quantizer_state(probe).items()
+    for copy in getattr(w.value, "values", [w.value])
+)
+print(
+    f"quantizer state on {NUM_DEVICES} devices vs one device: max difference {quantizer_difference:.2e}"
+)
+assert quantizer_difference < 1e-5, quantizer_difference
 
 """
 ## Train
@@ -236,14 +297,21 @@ assert losses[-1] < losses[0], losses
 
 """
 With TensorFlow, every replica holds its own copy of each variable; after
-training, all copies must still be equal.
+training, all copies must still be equal, the quantizer's codebook and EMA
+statistics included (bit for bit: every replica computes its update from the
+same all-reduced sums).
 """
 
 if BACKEND == "tensorflow":
     worst = 0.0
     for variable in parameters(model):
-        copies = [np.asarray(v) for v in getattr(variable.value, "values", [variable.value])]
-        worst = max(worst, max(float(np.max(np.abs(c - copies[0]))) for c in copies))
+        copies = [
+            np.asarray(v)
+            for v in getattr(variable.value, "values", [variable.value])
+        ]
+        worst = max(
+            worst, max(float(np.max(np.abs(c - copies[0]))) for c in copies)
+        )
     print(f"largest difference between replica copies of a weight: {worst:.2e}")
     assert worst == 0.0, worst
 
@@ -259,7 +327,62 @@ print(
     f"test PSNR {metrics['psnr_db']:.2f} dB, perplexity {metrics['perplexity']:.1f} "
     f"on {len(test_images)} images"
 )
-model.save_to_preset(OUTPUT_DIR / "distributed_preset", metadata={"backend": BACKEND})
+model.save_to_preset(
+    OUTPUT_DIR / "distributed_preset", metadata={"backend": BACKEND}
+)
 reloaded = VQVAE.from_preset(OUTPUT_DIR / "distributed_preset")
 assert np.array_equal(reloaded.encode(test_images), model.encode(test_images))
 print("saved and reloaded", OUTPUT_DIR / "distributed_preset")
+
+"""
+## Scaling past one machine
+
+Nothing in the model code changes when the devices are on several machines:
+the same `VQVAE(...)`, `compile` and training step run on every host, and the
+quantizer synchronises itself as above. What changes is how the processes find
+each other, and the batch arithmetic:
+
+- **TensorFlow**: `tf.distribute.MultiWorkerMirroredStrategy()`, created at
+  program start on every worker, each with a `TF_CONFIG` environment variable
+  naming the whole cluster and its own place in it, e.g.
+  `{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}`.
+  Create the model in `strategy.scope()` as above. (Keras 3's `fit` currently
+  fails under this strategy when it reduces its scalar logs,
+  tensorflow/tensorflow#72388; until that is fixed, loop over
+  `strategy.experimental_distribute_dataset(...)` and call
+  `strategy.run(model.train_step, args=(batch,))` in a `tf.function`.) On
+  TPUs, `tf.distribute.TPUStrategy` with a `TPUClusterResolver` plays the same
+  role for a TPU pod slice. (k-means initialisation gathers a first batch of
+  data-dependent size, which XLA-compiled steps, as on TPUs, may refuse:
+  there, leave `kmeans_init` off, or initialise the codebook on one device
+  and load its weights.)
+- **JAX**: call `jax.distributed.initialize(coordinator_address="host0:1234",
+  num_processes=2, process_id=...)` on every host first (on Cloud TPU and
+  SLURM it finds these by itself); `keras.distribution.list_devices()` then
+  lists the devices of all hosts, and `DataParallel(devices=...)` (or a
+  `DeviceMesh` over them) spans the machines. Each host feeds its own shard of
+  the global batch.
+- **PyTorch**: start one process per GPU with `torchrun --nnodes=2
+  --nproc-per-node=8 --rdzv-endpoint=host0:29500 train.py`, call
+  `torch.distributed.init_process_group("nccl")`, wrap the model in
+  `torch.nn.parallel.DistributedDataParallel` and train with a custom loop; the
+  quantizer all-reduces its statistics through the initialised process group
+  (in training calls only, so an evaluation on one rank does not wait for the
+  others).
+
+The settings to revisit:
+
+- **Global batch size**: per-device batch x number of devices, on all hosts.
+  Keep it divisible by the number of devices, and drop the last partial batch.
+- **Learning rate**: a larger global batch usually wants a larger learning
+  rate (scale it with the batch and warm it up), or keep the global batch
+  fixed and use fewer steps per device.
+- **Addresses**: `TF_CONFIG` per worker, the JAX coordinator address and
+  process ids, or torchrun's rendezvous endpoint; every host must reach the
+  first one's port.
+- **Data sharding**: each worker must read a different part of the data.
+  `tf.distribute` shards a `tf.data` pipeline by itself
+  (`tf.data.Options().experimental_distribute.auto_shard_policy`); with JAX
+  and torch, give each process its own slice (e.g. `dataset.shard(num_hosts,
+  host_index)` or a `DistributedSampler`).
+"""

@@ -212,6 +212,13 @@ def test_distributed_training(tmp_path, backend):
     result = run_guide("distributed_training.py", _quick_env(tmp_path, backend))
     assert f"backend: {backend}" in result.stdout
     assert "one step on 2 devices vs one device" in result.stdout
+    # The EMA quantizer's state (k-means, EMA step, restarts) as on one device.
+    assert "quantizer state on 2 devices vs one device" in result.stdout
+    if backend == "tensorflow":
+        assert (
+            "largest difference between replica copies of a weight: 0.00e+00"
+            in result.stdout
+        )
     assert_files(
         tmp_path / "distributed_preset",
         ["config.json", "metadata.json", "model.weights.h5"],

@@ -17,7 +17,10 @@ def _tf_replica_context():
         return None
     import tensorflow as tf
 
-    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+    if (
+        not tf.distribute.has_strategy()
+        or tf.distribute.in_cross_replica_context()
+    ):
         return None
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync < 2:
@@ -67,7 +70,9 @@ def _all_reduce_sum(x):
     if context is not None:
         import tensorflow as tf
 
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, ops.stop_gradient(x))
+        return context.all_reduce(
+            tf.distribute.ReduceOp.SUM, ops.stop_gradient(x)
+        )
     dist = _torch_process_group()
     if dist is not None:
         x = x.detach().clone()
@@ -93,7 +98,9 @@ def _all_gather(x):
         sizes = [int(s) for s in sizes]
         if max(sizes) == 0:
             return x
-        padded = torch.zeros((max(sizes),) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+        padded = torch.zeros(
+            (max(sizes),) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device
+        )
         padded[: x.shape[0]] = x
         parts = [torch.empty_like(padded) for _ in sizes]
         dist.all_gather(parts, padded)
@@ -161,6 +168,24 @@ class VectorQuantizer(keras.layers.Layer):
     `keras.layers.BatchNormalization` keeps its moving statistics), so a
     VQ-VAE can be fine-tuned around a fixed codebook.
 
+    Data-parallel training: every update is that of one device given the
+    global batch, and every replica ends a step with the same state. With
+    JAX's `keras.distribution` the layer sees the global batch (one
+    program for all devices). Under `tf.distribute` (in `strategy.run`, as
+    `fit` calls it) and, in training, under an initialised
+    `torch.distributed` each replica calls the layer on its slice, so the
+    per-code counts (the perplexity and usage statistics are the global
+    batch's too) and, for `VectorQuantizerEMA`, the per-code sums are
+    summed across replicas; dead codes restart at rows of the global batch
+    drawn with the seed every replica holds in the same state; k-means
+    initialisation runs on the gathered first batch. Every replica must
+    call the layer at each step, with slices of one global batch in
+    replica order (as `fit` and `experimental_distribute_dataset` give
+    them). Replicated k-means initialisation gathers a batch of
+    data-dependent size, which a step that TensorFlow compiles with XLA
+    (`TPUStrategy`, or `jit_compile=True` with `tf.distribute`, off by
+    default in `fit`) may refuse; it is tested without XLA only.
+
     Example:
 
     >>> quantizer = VectorQuantizer(num_embeddings=512, embedding_dim=64)
@@ -226,6 +251,11 @@ class VectorQuantizer(keras.layers.Layer):
             trainable=self.codebook_trainable,
             autocast=False,
         )
+        # The state keeps Keras's default aggregation ("none"): under
+        # `tf.distribute` each replica assigns its own copy. The updates are
+        # computed from statistics summed across replicas, so every replica
+        # assigns the same value; "only_first_replica" would add a broadcast
+        # per assign and hide a replica that computed something else.
         self.code_usage = self.add_weight(
             name="code_usage",
             shape=(self.num_embeddings,),

@@ -11,7 +11,9 @@ class VectorQuantizerEMA(VectorQuantizer):
 
     The variant of the paper's appendix: instead of the codebook loss, each
     code is the moving average of the encoder outputs assigned to it. With
-    `n_i` the batch's number of assignments to code `i` and `s_i` their sum:
+    `n_i` the batch's number of assignments to code `i` and `s_i` their sum
+    (in data-parallel training, those of the global batch: summed across
+    replicas, so every replica takes the same step):
 
     ```
     N_i <- decay * N_i + (1 - decay) * n_i
