@@ -425,6 +425,9 @@ def test_maximum_likelihood_scale_beats_the_rms_scale():
     norm = data.DEFAULT_NORMALIZATION
     rms = float(np.sqrt(np.mean((targets - means) ** 2)))
     best = metrics.fit_discretized_gaussian_scale(images, means, norm)
-    nll = lambda s: metrics.discretized_gaussian_nll(images, means, s, norm).mean()
+
+    def nll(scale):
+        return metrics.discretized_gaussian_nll(images, means, scale, norm).mean()
+
     assert nll(best) < nll(rms)
     assert nll(best) <= min(nll(best * 0.9), nll(best * 1.1))
