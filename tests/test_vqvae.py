@@ -59,7 +59,7 @@ def test_fit_lowers_loss_on_real_mnist_and_logs_metrics(mnist_slice):
     history = model.fit(x, batch_size=64, epochs=3, verbose=0).history
     after = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)
     for key in ("loss", "reconstruction_loss", "vq_loss", "perplexity",
-                "codebook_usage"):
+                "codebook_usage", "epoch_codebook_usage"):
         assert key in history, history.keys()
     assert after["reconstruction_loss"] < 0.5 * before["reconstruction_loss"]
     assert history["loss"][-1] < history["loss"][0]
@@ -230,3 +230,14 @@ def test_bad_inputs_are_refused_with_the_fix():
     np.testing.assert_array_equal(
         model.encode(images.astype("int32")), model.encode(images.astype("uint8"))
     )
+
+
+def test_epoch_usage_counts_codes_over_the_whole_epoch():
+    from keras_vqvae.models.vqvae_base import EpochCodebookUsage
+
+    metric = EpochCodebookUsage(4)
+    metric.update_state(np.array([3.0, 0.0, 0.0, 0.0]))
+    metric.update_state(np.array([0.0, 1.0, 0.0, 0.0]))
+    assert float(metric.result()) == 0.5  # each batch alone: 0.25
+    metric.reset_state()
+    assert float(metric.result()) == 0.0

@@ -12,6 +12,37 @@ from keras_vqvae.models.base import Model
 QUANTIZERS = ("ema", "vq")
 
 
+class EpochCodebookUsage(keras.metrics.Metric):
+    """Fraction of the K codes used at least once since the last reset.
+
+    `fit` and `evaluate` reset metrics at the start of every epoch (and of
+    every evaluation), so this is the usage over the whole epoch, beside
+    the per-batch `codebook_usage`. Per-batch figures are often misread as
+    usage: a codebook can use all its codes over an epoch while each batch
+    touches only some.
+
+    Args:
+        num_embeddings: int. Codebook size K.
+        **kwargs: `keras.metrics.Metric` arguments such as `name`.
+    """
+
+    def __init__(self, num_embeddings, name="epoch_codebook_usage", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_embeddings = num_embeddings
+        self.counts = self.add_variable(
+            shape=(num_embeddings,), initializer="zeros", name="counts"
+        )
+
+    def update_state(self, counts):
+        self.counts.assign(self.counts + ops.cast(counts, "float32"))
+
+    def result(self):
+        return ops.mean(ops.cast(self.counts > 0, "float32"))
+
+    def get_config(self):
+        return {**super().get_config(), "num_embeddings": self.num_embeddings}
+
+
 class VQVAEBase(Model):
     """Encoder, pre-quantisation projection, vector quantiser and decoder.
 
@@ -23,8 +54,9 @@ class VQVAEBase(Model):
     from the model's float range) and `check_inputs`.
 
     `fit` minimises `mean((x - x_hat)^2) / data_variance + vq_loss` and
-    logs `loss`, `reconstruction_loss`, `vq_loss`, `perplexity` and
-    `codebook_usage` (the fraction of the K codes used by the batch). The
+    logs `loss`, `reconstruction_loss`, `vq_loss`, `perplexity`,
+    `codebook_usage` (the fraction of the K codes used by the batch) and
+    `epoch_codebook_usage` (used at least once so far in the epoch). The
     training logic is `compute_loss` plus `keras.metrics.Mean` trackers,
     Keras 3's way of writing a custom train step once for all backends.
 
@@ -103,6 +135,7 @@ class VQVAEBase(Model):
         self.vq_loss_tracker = keras.metrics.Mean(name="vq_loss")
         self.perplexity_tracker = keras.metrics.Mean(name="perplexity")
         self.codebook_usage_tracker = keras.metrics.Mean(name="codebook_usage")
+        self.epoch_codebook_usage_tracker = EpochCodebookUsage(num_embeddings)
 
         # === Config ===
         self.num_embeddings = num_embeddings
@@ -135,6 +168,9 @@ class VQVAEBase(Model):
         self.perplexity_tracker.update_state(self.quantizer.batch_perplexity)
         self.codebook_usage_tracker.update_state(
             self.quantizer.batch_codebook_usage
+        )
+        self.epoch_codebook_usage_tracker.update_state(
+            self.quantizer.last_counts
         )
         return reconstruction_loss + vq_loss
 

@@ -415,6 +415,10 @@ class VectorQuantizer(keras.layers.Layer):
         return ops.cast(vectors, self.compute_dtype)
 
     def _record_statistics(self, counts):
+        # The last call's per-code counts, read by the model's epoch-wide
+        # usage metric in the same traced step (not a weight: it is
+        # neither saved nor restored).
+        object.__setattr__(self, "last_counts", counts)
         probabilities = counts / ops.maximum(ops.sum(counts), 1.0)
         entropy = -ops.sum(probabilities * ops.log(probabilities + 1e-10))
         self.batch_perplexity.assign(ops.exp(entropy))
