@@ -193,7 +193,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
 
         Every operation is row-local, so this can be evaluated on a single
         row `(B, 1, W, C)` together with the matching row of `v_feat`
-        (used by the fast sampler).
+        (used by `PixelCNNPrior`'s reference sampler).
         """
         p = self._pad
         h_in = _right_shift(h) if self.mask_type == "A" else h
@@ -218,29 +218,37 @@ class GatedPixelCNNBlock(keras.layers.Layer):
 
     def step_weights(self, labels=None):
         """What `vertical_row` / `horizontal_step` need besides their
-        inputs: the class biases and the horizontal stack's kernels as
+        inputs: the class biases and the 1x1 / horizontal kernels as
         matrices in the compute dtype. Computed once, outside the
         sampling loop.
 
         Returns:
             dict of tensors: `v_bias` (`(B, 1, 1, 2C)` or `None`),
-            `h_bias` (`(B, 1, 2C)`: `h_conv`'s bias plus the class bias),
-            `h_kernel` (`((k//2+1) * C, 2C)`), `out_kernel` (`(C, C)`)
-            and `out_bias` (`(C,)`).
+            `v_to_h_kernel` (`(2C, 2C)`), `h_bias` (the biases of `v_to_h`
+            and `h_conv` plus the class bias: `(B, 1, 2C)`, or
+            `(1, 1, 2C)` without classes), `h_kernel`
+            (`((k//2+1) * C, 2C)`), `out_kernel` (`(C, C)`) and
+            `out_bias` (`(C,)`).
         """
         dtype = self.compute_dtype
         c, p = self.hidden_dim, self._pad
-        v_bias, h_bias = self._class_bias(labels, dtype)
-        conv_bias = ops.cast(self.h_conv.bias, dtype)[None, None, :]
+        v_bias, class_h_bias = self._class_bias(labels, dtype)
+        h_bias = ops.cast(self.h_conv.bias, dtype) + ops.cast(
+            self.v_to_h.bias, dtype
+        )
+        h_bias = h_bias[None, None, :]
+        if class_h_bias is not None:
+            h_bias = h_bias + class_h_bias[:, 0]
+
+        def matrix(layer, rows):
+            return ops.reshape(ops.cast(layer.kernel, dtype), (rows, -1))
+
         return {
             "v_bias": v_bias,
-            "h_bias": conv_bias if h_bias is None else conv_bias + h_bias[:, 0],
-            "h_kernel": ops.reshape(
-                ops.cast(self.h_conv.kernel, dtype), ((p + 1) * c, 2 * c)
-            ),
-            "out_kernel": ops.reshape(
-                ops.cast(self.h_out.kernel, dtype), (c, c)
-            ),
+            "v_to_h_kernel": matrix(self.v_to_h, 2 * c),
+            "h_bias": h_bias,
+            "h_kernel": matrix(self.h_conv, (p + 1) * c),
+            "out_kernel": matrix(self.h_out, c),
             "out_bias": ops.cast(self.h_out.bias, dtype),
         }
 
@@ -261,8 +269,8 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         v_feat = self.v_conv(window)
         if weights["v_bias"] is not None:
             v_feat = v_feat + weights["v_bias"]
-        v_h = self.v_to_h(v_feat)[:, 0] + weights["h_bias"]
-        return v_h, _gate(v_feat)
+        v_h = ops.matmul(v_feat[:, 0], weights["v_to_h_kernel"])
+        return v_h + weights["h_bias"], _gate(v_feat)
 
     def horizontal_step(self, window, v_h, weights):
         """Position `(i, j)` of the horizontal stack.
