@@ -151,27 +151,36 @@ def cmd_sample(args):
     from keras_vqvae import workflows
     from keras_vqvae.models import VQVAE
     from keras_vqvae.models import PixelCNNPrior
+    from keras_vqvae.presets import PresetFolder
 
     model = VQVAE.from_preset(args.preset)
     prior = PixelCNNPrior.from_preset(args.preset)
+    classes = PresetFolder.resolve(args.preset).metadata.get("prior", {})
+    classes = classes.get("classes")
+    label = workflows.class_label(args.label, classes)
     started = time.perf_counter()
     images = workflows.sample_images(
         model,
         prior,
         args.n,
-        labels=args.label,
+        labels=label,
         temperature=args.temperature,
         seed=args.seed,
         verbose=args.progress,
     )
     seconds = time.perf_counter() - started
-    if args.label is None:
+    if label is None:
         workflows.write_sample_grid(
-            model, images, args.out, num_classes=prior.num_classes
+            model,
+            images,
+            args.out,
+            num_classes=prior.num_classes,
+            class_names=[c["name"] for c in classes] if classes else None,
         )
     else:
+        name = classes[label]["name"] if classes else label
         workflows.write_sample_grid(
-            model, images, args.out, title=f"samples of class {args.label}"
+            model, images, args.out, title=f"samples of class {name}"
         )
     _print_json(
         {
@@ -254,6 +263,7 @@ def cmd_train_prior(args):
             hidden_dim=args.hidden_dim,
             num_layers=args.num_layers,
             conditional=not args.unconditional,
+            samples=args.samples,
             seed=args.seed,
             eval_limit=args.eval_limit,
             verbose=args.verbose,
@@ -442,6 +452,12 @@ def add_train_prior_arguments(parser):
         type=_positive_int,
         help="evaluate on at most N test images",
     )
+    parser.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=64,
+        help="images in samples.png (they cycle through the classes)",
+    )
     parser.add_argument("--verbose", type=int, default=1)
     _add_precision_argument(parser)
 
@@ -580,7 +596,9 @@ def build_parser():
     p.add_argument("--preset", default=DEFAULT_PRESET)
     p.add_argument("--n", type=_positive_int, default=32)
     p.add_argument(
-        "--label", type=int, help="class label for a class-conditional prior"
+        "--label",
+        help="class for a class-conditional prior: its label (an integer), "
+        "or its name or id (the preset's metadata.json, prior.classes)",
     )
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)

@@ -1,12 +1,15 @@
 """Model cards (`README.md` with Hub YAML front matter) for preset folders."""
 
-# Hub data set id and name of each bundled preset's data, for the card's
-# model-index (the Hub requires a dataset for every result).
+# Hub data set ids and name of each bundled preset's data, for the card's
+# model-index (the Hub requires a dataset for every result; the first id).
 _DATASETS = {
-    "mnist": ("ylecun/mnist", "MNIST"),
-    "fashion_mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
-    "cifar10": ("uoft-cs/cifar10", "CIFAR-10"),
-    "imagenet_128": ("zh-plus/tiny-imagenet", "Tiny-ImageNet (upscaled)"),
+    "mnist": (("ylecun/mnist",), "MNIST"),
+    "fashion_mnist": (("zalando-datasets/fashion_mnist",), "Fashion-MNIST"),
+    "cifar10": (("uoft-cs/cifar10",), "CIFAR-10"),
+    "imagenet_128": (
+        ("frgfm/imagenette", "frgfm/imagewoof"),
+        "Imagenette2 + Imagewoof2 (20 ImageNet classes, 128 px crops)",
+    ),
 }
 _METRICS = (
     ("mse", "mse", "MSE (0..1 scale)"),
@@ -20,15 +23,15 @@ def card_data(name, metadata):
     from huggingface_hub import EvalResult
     from huggingface_hub import ModelCardData
 
-    dataset_id, dataset_name = _DATASETS.get(
-        name, (metadata.get("dataset", "custom"), name)
+    dataset_ids, dataset_name = _DATASETS.get(
+        name, ((metadata.get("dataset", "custom"),), name)
     )
     metrics = metadata.get("test_metrics", {})
     results = [
         EvalResult(
             task_type="image-to-image",
             task_name="Image reconstruction",
-            dataset_type=str(dataset_id),
+            dataset_type=str(dataset_ids[0]),
             dataset_name=dataset_name,
             dataset_split="test",
             metric_type=kind,
@@ -43,7 +46,7 @@ def card_data(name, metadata):
         license="apache-2.0",
         pipeline_tag="image-to-image",
         tags=["keras", "keras-vqvae", "vq-vae", "discrete-latents"],
-        datasets=[dataset_id] if name in _DATASETS else None,
+        datasets=list(dataset_ids) if name in _DATASETS else None,
         model_name=f"vqvae-{name}",
         eval_results=results or None,
     )
@@ -78,6 +81,19 @@ def _table(rows):
     out = ["| | |", "|---|---|"]
     out += [f"| {key} | {_format(value)} |" for key, value in rows]
     return "\n".join(out)
+
+
+def _classes_section(name, classes):
+    rows = ["| label | id | name |", "|---|---|---|"] + [
+        f"| {c['label']} | {c['id']} | {c['name']} |" for c in classes
+    ]
+    return [
+        "### Classes",
+        "The prior is class-conditional: `samples.png` has a column per "
+        f"class; `keras-vqvae sample --preset {name} --label NAME` samples "
+        "one class (label, name or id).",
+        "\n".join(rows),
+    ]
 
 
 def render_model_card(name, metadata, config, images):
@@ -160,11 +176,13 @@ def render_model_card(name, metadata, config, images):
                 [
                     (k, v)
                     for k, v in prior.items()
-                    if k not in ("test_metrics", "reproduce")
+                    if k not in ("test_metrics", "reproduce", "classes")
                 ]
                 + [(k, v) for k, v in prior.get("test_metrics", {}).items()]
             ),
         ]
+        if prior.get("classes"):
+            sections += _classes_section(name, prior["classes"])
         if prior.get("reproduce"):
             sections += ["Reproduce:", f"```\n{prior['reproduce']}\n```"]
     if notes:

@@ -20,6 +20,7 @@ from keras_vqvae import data
 from keras_vqvae import metrics
 from keras_vqvae.errors import CheckpointError
 from keras_vqvae.errors import ConfigError
+from keras_vqvae.errors import DataError
 from keras_vqvae.errors import NaNLossError
 from keras_vqvae.errors import PresetError
 from keras_vqvae.models import PIXELCNN_PRIOR_PRESETS
@@ -73,7 +74,10 @@ def _decoded_means(model, images, batch_size):
     return codes, means.astype("float64")
 
 
+# The decoder scale is fitted on at most this many training images and
+# pixel values (5,000 CIFAR-10 images; 341 at 128x128x3, 2 GB less memory).
 SCALE_FIT_IMAGES = 5000
+SCALE_FIT_VALUES = 2**24
 
 
 def evenly_spaced(images, count):
@@ -82,6 +86,14 @@ def evenly_spaced(images, count):
     if len(images) <= count:
         return images
     return images[np.linspace(0, len(images) - 1, count).astype(int)]
+
+
+def scale_fit_images(train_images):
+    """The training images `fit_decoder_scale` uses: evenly spaced, within
+    `SCALE_FIT_IMAGES` images and `SCALE_FIT_VALUES` values."""
+    per_image = max(1, int(np.prod(train_images.shape[1:])))
+    count = min(SCALE_FIT_IMAGES, max(1, SCALE_FIT_VALUES // per_image))
+    return evenly_spaced(train_images, count)
 
 
 def fit_decoder_scale(model, images, batch_size=256):
@@ -187,11 +199,52 @@ def sample_images(
     return model.decode_indices(codes)
 
 
-def write_sample_grid(model, images, path, num_classes=None, title=None):
+def class_label(label, classes=None):
+    """The integer label of a class given by label, name or id.
+
+    Args:
+        label: None, an int, or a string: an integer, or (with `classes`)
+            a class's name or id, matched without regard to case.
+        classes: None or a prior's `classes` metadata (dicts with `label`,
+            `id` and `name`).
+
+    Returns:
+        None (for None) or an int. Range checks are the prior's.
+
+    Raises:
+        DataError: a string that is neither an integer nor a known class.
+    """
+    if label is None or isinstance(label, (int, np.integer)):
+        return label
+    text = str(label).strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    for entry in classes or ():
+        if text.lower() in (entry["name"].lower(), entry["id"].lower()):
+            return int(entry["label"])
+    known = ", ".join(
+        f"{c['label']}: {c['name']} ({c['id']})" for c in classes or ()
+    )
+    raise DataError(
+        f"Unknown class {label!r}. "
+        + (
+            f"Known classes: {known}."
+            if known
+            else "This prior names no classes: pass an integer label."
+        )
+    )
+
+
+def write_sample_grid(
+    model, images, path, num_classes=None, title=None, class_names=None
+):
     """PNG of sampled or decoded images.
 
     With `num_classes` (images that cycle through the classes, as
-    `sample_images` makes them), one column per class, labelled.
+    `sample_images` makes them), one column per class, labelled with
+    `class_names` (default: "class k").
     """
     if not num_classes:
         return save_image_grid(
@@ -204,7 +257,7 @@ def write_sample_grid(model, images, path, num_classes=None, title=None):
         columns=columns,
         scale=_grid_scale(model),
         column_labels=class_labels_for_columns(
-            num_classes, columns, count=len(images)
+            num_classes, columns, class_names=class_names, count=len(images)
         ),
         title=title,
     )
@@ -259,7 +312,7 @@ def evaluate_preset(
                 prior,
                 images,
                 labels=labels if prior.num_classes else None,
-                fit_images=evenly_spaced(train_images, SCALE_FIT_IMAGES),
+                fit_images=scale_fit_images(train_images),
                 batch_size=batch_size,
             )
         )
@@ -561,6 +614,20 @@ def _encode_split(model, source, split, limit=None):
     return images, model.encode(images), labels
 
 
+def _prior_classes(source, num_classes):
+    """The source's classes with their labels, or None if it names none."""
+    classes = data.load_classes(source)
+    if classes is None:
+        return None
+    if len(classes) < num_classes:
+        raise DataError(
+            f"{source} names {len(classes)} classes but its labels go up to "
+            f"{num_classes - 1}: fix its class list (e.g. classes.json) to "
+            "give one class per label."
+        )
+    return [{"label": i, **c} for i, c in enumerate(classes[:num_classes])]
+
+
 def prior_architecture(preset_dir, hidden_dim=None, num_layers=None):
     """The prior's constructor arguments: the bundled table's entry for the
     preset's name (128 x 12 for other names), then the given overrides."""
@@ -637,6 +704,7 @@ def train_prior(
     )
     conditional = conditional and train_labels is not None
     num_classes = int(train_labels.max()) + 1 if conditional else None
+    classes = _prior_classes(source, num_classes) if conditional else None
     architecture = prior_architecture(folder.path, hidden_dim, num_layers)
     policy, reason = training_policy(precision)
     log(f"precision: {policy} ({reason})")
@@ -664,16 +732,18 @@ def train_prior(
         prior,
         test_images,
         labels=test_labels if conditional else None,
-        fit_images=evenly_spaced(train_images, SCALE_FIT_IMAGES),
+        fit_images=scale_fit_images(train_images),
     )
     write_sample_grid(
         model,
         sample_images(model, prior, samples, seed=seed),
         folder.path / "samples.png",
         num_classes=prior.num_classes,
+        class_names=[c["name"] for c in classes] if classes else None,
     )
     prior_metadata = {
         "class_conditional": conditional,
+        **({"classes": classes} if classes else {}),
         "hidden_dim": prior.hidden_dim,
         "num_layers": prior.num_layers,
         "steps": epochs * math.ceil(len(train_codes) / batch_size),

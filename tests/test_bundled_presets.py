@@ -4,9 +4,12 @@
 package was restructured) from smooth random images: each preset's codes,
 reconstructions, decoded codes, the prior's log-likelihood of those codes
 and two prior samples (seed 0). Any change in layout, naming or config
-format must leave all of them unchanged.
+format must leave all of them unchanged. A retrained preset's entries are
+rewritten (the others kept) with
+`python tests/test_bundled_presets.py --update NAME`.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +72,42 @@ def test_bundled_configs_hold_their_table_entries(name):
         assert saved_prior[key] == value, key
     assert set(VQVAE.presets) == set(VQVAE_PRESETS)
     assert set(PixelCNNPrior.presets) == set(PIXELCNN_PRIOR_PRESETS)
+
+
+def golden_outputs(name, images, labels=None):
+    """The golden entries of preset `name` for uint8 `images`."""
+    model = VQVAE.from_preset(name)
+    prior = PixelCNNPrior.from_preset(name)
+    codes = model.encode(images)
+    if prior.num_classes and labels is None:
+        labels = np.arange(len(images)) % prior.num_classes
+    outputs = {
+        "images": images,
+        "codes": codes,
+        "reconstructions": model.reconstruct(images),
+        "decoded": model.decode_indices(codes),
+        "log_prob": prior.log_prob(codes.astype("int32"), labels=labels),
+        "samples": prior.sample(
+            2, labels=None if labels is None else labels[:2], seed=0
+        ),
+    }
+    if labels is not None:
+        outputs["labels"] = np.asarray(labels)
+    return {f"{name}/{key}": value for key, value in outputs.items()}
+
+
+def update_golden(names):
+    """Rewrites the entries of the presets `names`, on their old images."""
+    with np.load(GOLDEN) as arrays:
+        entries = {key: arrays[key] for key in arrays.files}
+    for name in names:
+        images = entries[f"{name}/images"]
+        entries = {k: v for k, v in entries.items() if not k.startswith(name + "/")}
+        entries.update(golden_outputs(name, images))
+    np.savez_compressed(GOLDEN, **entries)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--update"] or len(sys.argv) < 3:
+        sys.exit("usage: python tests/test_bundled_presets.py --update NAME...")
+    update_golden(sys.argv[2:])

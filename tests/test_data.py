@@ -267,6 +267,45 @@ def test_load_split_dispatch(tmp_path):
         data.load_split(tmp_path / "missing")
 
 
+def test_load_classes_of_each_source_kind(tmp_path):
+    write_png(tmp_path / "photos" / "train" / "owl" / "a.png", (1, 2, 3))
+    write_png(tmp_path / "photos" / "train" / "cat" / "b.png", (1, 2, 3))
+    assert data.load_classes(tmp_path / "photos") == [
+        {"id": "cat", "name": "cat"},
+        {"id": "owl", "name": "owl"},
+    ]
+    arrays = tmp_path / "arrays"
+    arrays.mkdir()
+    np.savez(arrays / "train.npz", images=np.zeros((1, 4, 4, 1), np.uint8))
+    assert data.load_classes(arrays) is None
+    assert data.load_classes(arrays / "train.npz") is None
+    (arrays / "classes.json").write_text(
+        '[["n01440764", "tench", "imagenette"], "plain", '
+        '{"id": "n2", "name": "dict"}]'
+    )
+    assert data.load_classes(arrays) == [
+        {"id": "n01440764", "name": "tench"},
+        {"id": "plain", "name": "plain"},
+        {"id": "n2", "name": "dict"},
+    ]
+    (arrays / "classes.json").write_text('{"tench": 0}')
+    with pytest.raises(ValueError, match="JSON list of classes"):
+        data.load_classes(arrays)
+    (arrays / "classes.json").write_text("[[1]]")
+    with pytest.raises(ValueError, match=r"\[id, name, ...\] list"):
+        data.load_classes(arrays)
+    (arrays / "classes.json").write_text("[")
+    with pytest.raises(ValueError, match="Cannot read .*classes.json"):
+        data.load_classes(arrays)
+
+
+def test_load_classes_of_the_shared_imagenet_subsets():
+    classes = data.load_classes(dataset("imagenet_subsets_128"))
+    assert len(classes) == 20
+    assert classes[0] == {"id": "n01440764", "name": "tench"}
+    assert classes[19] == {"id": "n03888257", "name": "parachute"}
+
+
 def test_load_split_model_sets_image_size_and_channels(tmp_path):
     np.savez(tmp_path / "test.npz", images=np.full((2, 8, 8, 1), 9, np.uint8))
     model = types.SimpleNamespace(image_shape=(16, 12, 3))

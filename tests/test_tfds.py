@@ -103,6 +103,8 @@ def test_load_split_reads_an_offline_tfds_data_dir(
     assert labels.dtype == np.int64
     np.testing.assert_array_equal(images, slices["test"][0])
     np.testing.assert_array_equal(labels, slices["test"][1])
+    classes = data.load_classes("tfds:mnist", data_dir=data_dir)
+    assert classes == [{"id": str(i), "name": str(i)} for i in range(10)]
 
     # $TFDS_DATA_DIR stands for data_dir (how the CLI is pointed at one).
     monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))

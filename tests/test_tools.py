@@ -159,16 +159,20 @@ def test_console_script_entry_point():
         assert name in result.stdout
 
 
-def test_train_prior_adds_a_loadable_prior_to_the_preset(tmp_path, small_data):
+def test_train_prior_adds_a_loadable_prior_to_the_preset(
+    tmp_path, small_data, capsys
+):
     from keras_vqvae.models import VQVAE
     from keras_vqvae.models import PixelCNNPrior
 
     preset = tmp_path / "preset"
     VQVAE(**TINY_CONFIG, seed=0).save_to_preset(preset)
+    (small_data / "classes.json").write_text('[["n0", "Zero"], ["n1", "One"]]')
     status = main([
         "train-prior", "--preset-dir", str(preset), "--data", str(small_data),
         "--steps", "4", "--batch-size", "64", "--hidden-dim", "8",
         "--num-layers", "2", "--eval-limit", "64", "--verbose", "0",
+        "--samples", "3",
     ])
     assert status == 0
     for name in ("prior_config.json", "prior.weights.h5", "samples.png"):
@@ -183,7 +187,16 @@ def test_train_prior_adds_a_loadable_prior_to_the_preset(tmp_path, small_data):
     assert prior_metadata["reproduce"].startswith("keras-vqvae train-prior")
     prior = PixelCNNPrior.from_preset(preset)
     assert prior.num_classes == 1 and prior.latent_shape == (7, 7)
-    assert "## PixelCNN prior" in (preset / "README.md").read_text()
+    # Labels only go up to 0: the one class is recorded, the extra name not.
+    assert prior_metadata["classes"] == [{"label": 0, "id": "n0", "name": "Zero"}]
+    card = (preset / "README.md").read_text()
+    assert "## PixelCNN prior" in card and "| 0 | n0 | Zero |" in card
+    out = tmp_path / "zero.png"
+    assert main(["sample", "--preset", str(preset), "--label", "zero",
+                 "--n", "2", "--out", str(out)]) == 0
+    assert out.is_file()
+    assert main(["sample", "--preset", str(preset), "--label", "cat"]) == 1
+    assert "Known classes: 0: Zero (n0)" in capsys.readouterr().err
 
 
 def test_commands_start_quietly_and_verbose_shows_the_native_logs():

@@ -22,6 +22,9 @@ normalized `tf.data.Dataset` ready for `model.fit(dataset)`.
   `load_image_files` reads a list of files;
 - `"tfds:NAME"`: a TensorFlow Datasets dataset (needs `tensorflow-datasets`):
   see `load_tfds`.
+
+`load_classes(source)` gives the names of a source's labels (a folder's
+`classes.json`, image subfolders, or the TFDS label names).
 """
 
 from keras_vqvae.data.array_files import load_arrays
@@ -33,6 +36,7 @@ from keras_vqvae.data.image_files import image_folder_classes
 from keras_vqvae.data.image_files import load_image_files
 from keras_vqvae.data.image_files import load_image_folder
 from keras_vqvae.data.pipeline import make_dataset
+from keras_vqvae.data.sources import load_classes
 from keras_vqvae.data.sources import load_split
 from keras_vqvae.data.tfds import load_tfds
 from keras_vqvae.normalization import DEFAULT_NORMALIZATION

@@ -1,5 +1,6 @@
 """`load_split`: the one entry point that loads a split of any source."""
 
+import json
 import warnings
 from pathlib import Path
 
@@ -8,11 +9,14 @@ from keras_vqvae.data.array_files import load_arrays
 from keras_vqvae.data.arrays import convert_channels
 from keras_vqvae.data.arrays import resize_images
 from keras_vqvae.data.image_files import find_image_files
+from keras_vqvae.data.image_files import image_folder_classes
 from keras_vqvae.data.image_files import load_image_folder
 from keras_vqvae.data.tfds import load_tfds
+from keras_vqvae.data.tfds import tfds_class_names
 from keras_vqvae.errors import DataError
 
 TFDS_PREFIX = "tfds:"
+CLASSES_FILE = "classes.json"
 
 
 def load_split(
@@ -144,4 +148,79 @@ def _load_image_folder_split(folder, split, image_size, channels, limit):
         )
     return load_image_folder(
         folder, image_size=image_size, channels=channels or 3, limit=limit
+    )
+
+
+def load_classes(source, data_dir=None):
+    """Returns the classes of a source's labels, or None if it names none.
+
+    Label `i` of `load_split(source, ...)` is class `load_classes(source)[i]`.
+    Where the names come from:
+
+    - a data folder with a `classes.json`: a JSON list with one entry per
+      label, each a name, an `[id, name, ...]` list (as in the shared
+      ImageNet subsets: WordNet id, name, subset) or an `{"id", "name"}`
+      object;
+    - a folder of image files: its class subfolders (the id and the name);
+    - `"tfds:NAME"`: the `label` feature's names.
+
+    Args:
+        source: as for `load_split`.
+        data_dir: TFDS data folder, for `"tfds:..."` sources only.
+
+    Returns:
+        None, or a list of `{"id": str, "name": str}` dicts in label order.
+
+    Raises:
+        DataError: `classes.json` is not such a list.
+
+    Example:
+
+    >>> load_classes("../shared/datasets/imagenet_subsets_128")[0]  # doctest: +SKIP
+    {'id': 'n01440764', 'name': 'tench'}
+    """
+    if isinstance(source, str) and source.startswith(TFDS_PREFIX):
+        names = tfds_class_names(source[len(TFDS_PREFIX) :], data_dir)
+        return None if names is None else _classes(names, "TFDS")
+    path = _existing_path(source)
+    if not path.is_dir():
+        return None
+    if (path / CLASSES_FILE).is_file():
+        return _read_classes_file(path / CLASSES_FILE)
+    if not has_split(path, "train") and find_image_files(path):
+        folder = path / "train" if (path / "train").is_dir() else path
+        return _classes(image_folder_classes(folder), folder) or None
+    return None
+
+
+def _read_classes_file(path):
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"Cannot read {path} as JSON: {e}") from e
+    return _classes(entries, path)
+
+
+def _classes(entries, source):
+    if not isinstance(entries, list):
+        raise DataError(
+            f"{source}: expected a JSON list of classes in label order, "
+            f"received {type(entries).__name__}."
+        )
+    return [_class_entry(entry, source) for entry in entries]
+
+
+def _class_entry(entry, source):
+    if isinstance(entry, str):
+        return {"id": entry, "name": entry}
+    if isinstance(entry, list) and len(entry) >= 2:
+        return {"id": str(entry[0]), "name": str(entry[1])}
+    if isinstance(entry, dict) and "name" in entry:
+        return {
+            "id": str(entry.get("id", entry["name"])),
+            "name": entry["name"],
+        }
+    raise DataError(
+        f"{source}: each class must be a name, an [id, name, ...] list or an "
+        f'{{"id": ..., "name": ...}} object; received {entry!r}.'
     )

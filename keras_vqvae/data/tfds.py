@@ -116,3 +116,16 @@ def _to_arrays(data, name, limit):
     images = check_images(data["image"][:limit], source)
     labels = data["label"][:limit] if "label" in data else None
     return images, check_labels(labels, len(images), source)
+
+
+def tfds_class_names(name, data_dir=None):
+    """The names of a TFDS dataset's `label` classes, or None.
+
+    Reads the prepared dataset's metadata only (nothing is downloaded).
+    """
+    tfds = _import_tfds()
+    builder = tfds.builder(name, data_dir=_check_data_dir(data_dir))
+    features = builder.info.features
+    label = features["label"] if features and "label" in features else None
+    names = getattr(label, "names", None)
+    return list(names) if names else None
