@@ -1,5 +1,9 @@
-"""Layers: vector quantisers (any modality) and 2-D convolutional blocks."""
+"""Layers: vector quantisers (any modality), 1-D (audio) and 2-D (image)
+convolutional blocks."""
 
+from keras_vqvae.layers.conv1d.audio_encoder import AudioEncoder
+from keras_vqvae.layers.conv1d.wavenet import WaveNetBlock
+from keras_vqvae.layers.conv1d.wavenet import WaveNetDecoder
 from keras_vqvae.layers.conv2d.conv2d_transpose import Conv2DTranspose
 from keras_vqvae.layers.conv2d.decoder import Decoder
 from keras_vqvae.layers.conv2d.encoder import Encoder
@@ -11,6 +15,7 @@ from keras_vqvae.layers.quantization.vector_quantizer_ema import (
 )
 
 __all__ = [
+    "AudioEncoder",
     "Conv2DTranspose",
     "Decoder",
     "Encoder",
@@ -18,4 +23,6 @@ __all__ = [
     "ResidualStack",
     "VectorQuantizer",
     "VectorQuantizerEMA",
+    "WaveNetBlock",
+    "WaveNetDecoder",
 ]

@@ -1,0 +1,1 @@
+"""1-D convolutional blocks: the audio encoder and the WaveNet decoder."""
