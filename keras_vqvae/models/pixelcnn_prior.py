@@ -19,6 +19,8 @@ from keras import ops
 from keras_vqvae.errors import DataError
 from keras_vqvae.layers import GatedPixelCNNBlock
 from keras_vqvae.models.base import Model
+from keras_vqvae.models.sampling import compile_loop
+from keras_vqvae.models.sampling import inverse_cdf_draw
 
 
 @keras.saving.register_keras_serializable(package="keras_vqvae")
@@ -251,19 +253,6 @@ class PixelCNNPrior(Model):
         h, w = self.latent_shape
         return float(-np.mean(lp) / (h * w * math.log(2.0)))
 
-    @staticmethod
-    def _draw(logits, u, inv_temperature):
-        """Inverse-CDF draw from `softmax(logits * inv_temperature)`.
-
-        `logits`: float32 `(n, K)`; `u`: float32 `(n,)` in `(0, 1]`.
-        Returns int32 `(n,)`: the first code whose CDF reaches `u`.
-        """
-        k = logits.shape[-1]
-        probs = ops.softmax(logits * inv_temperature, axis=-1)
-        cdf = ops.cumsum(probs, axis=-1)
-        u = u[:, None] * cdf[:, -1:]
-        return ops.minimum(ops.sum(ops.cast(cdf < u, "int32"), axis=-1), k - 1)
-
     def _sample_loop(self, uniforms, labels, inv_temperature):
         """Raster-order ancestral sampling, incremental (Fast PixelCNN++,
         Ramachandran et al. 2017), written with keras.ops only.
@@ -363,7 +352,7 @@ class PixelCNNPrior(Model):
                     x = ops.cast(x, head_dtype)
                 x = ops.relu(ops.matmul(ops.relu(x), head[0]) + head[1])
                 logits = ops.matmul(x, head[2]) + head[3]
-                new = self._draw(
+                new = inverse_cdf_draw(
                     ops.cast(logits, "float32"),
                     u_row[j],
                     inv_temperature,
@@ -426,7 +415,7 @@ class PixelCNNPrior(Model):
                 feat = ops.take(hx, j, axis=2)  # (n, 1, C)
                 logits = self._head(ops.reshape(feat, (n, 1, 1, c)))
                 logits = ops.reshape(ops.cast(logits, "float32"), (n, k))
-                new = self._draw(
+                new = inverse_cdf_draw(
                     logits, ops.take(u_row, j, axis=0), inv_temperature
                 )
                 return ops.where(col_ids == j, new[:, None], row)
@@ -448,69 +437,10 @@ class PixelCNNPrior(Model):
             raise ValueError(
                 f"`method` must be one of {sorted(loops)}, got {method!r}."
             )
-        loop = loops[method]
-        backend = keras.backend.backend()
-        fn = self._sampler_cache.get((backend, method))
-        if fn is not None:
-            return fn
-
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            compiled = tf.function(loop, reduce_retracing=True)
-
-            def fn(uniforms, labels, inv_t):
-                return compiled(
-                    tf.convert_to_tensor(uniforms),
-                    None if labels is None else tf.convert_to_tensor(labels),
-                    tf.constant(inv_t, tf.float32),
-                )
-
-        elif backend == "jax":
-            import jax
-
-            def pure(trainable, non_trainable, uniforms, labels, inv_t):
-                mapping = list(zip(self.trainable_variables, trainable)) + list(
-                    zip(self.non_trainable_variables, non_trainable)
-                )
-                with keras.StatelessScope(state_mapping=mapping):
-                    return loop(uniforms, labels, inv_t)
-
-            compiled = jax.jit(pure)
-
-            def fn(uniforms, labels, inv_t):
-                return compiled(
-                    [v.value for v in self.trainable_variables],
-                    [v.value for v in self.non_trainable_variables],
-                    uniforms,
-                    labels,
-                    np.float32(inv_t),
-                )
-
-        elif backend == "torch":
-            import torch
-
-            def fn(uniforms, labels, inv_t):
-                with torch.no_grad():
-                    return loop(
-                        ops.convert_to_tensor(uniforms),
-                        None
-                        if labels is None
-                        else ops.convert_to_tensor(labels),
-                        float(inv_t),
-                    )
-
-        else:  # numpy / openvino: eager loop
-
-            def fn(uniforms, labels, inv_t):
-                return loop(
-                    ops.convert_to_tensor(uniforms),
-                    None if labels is None else ops.convert_to_tensor(labels),
-                    float(inv_t),
-                )
-
-        self._sampler_cache[(backend, method)] = fn
-        return fn
+        key = (keras.backend.backend(), method)
+        if key not in self._sampler_cache:
+            self._sampler_cache[key] = compile_loop(self, loops[method])
+        return self._sampler_cache[key]
 
     def _draw_uniforms(self, n, seed=None):
         """float32 `(H*W, n)` uniforms in `(0, 1]` used by `sample`."""
@@ -603,7 +533,7 @@ class PixelCNNPrior(Model):
                 )
                 if lab is not None:
                     lab = np.concatenate([lab, np.zeros((bs - m,), "int32")])
-            codes = fn(u, lab, 1.0 / temperature)
+            codes = fn(u, lab, float(1.0 / temperature))
             out.append(np.asarray(ops.convert_to_numpy(codes))[:m])
             progress.add(m)
         return np.concatenate(out, axis=0).astype("int32")
