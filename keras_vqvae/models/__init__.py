@@ -1,4 +1,5 @@
-"""Models: the VQ-VAE base, the image VQ-VAE and the PixelCNN prior.
+"""Models: the VQ-VAE base, the image and speech VQ-VAEs and the PixelCNN
+prior.
 
 Each model's bundled presets are described in a `*_presets.py` beside it.
 """
@@ -6,6 +7,7 @@ Each model's bundled presets are described in a `*_presets.py` beside it.
 from keras_vqvae.models.base import Model
 from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
 from keras_vqvae.models.pixelcnn_prior_presets import PIXELCNN_PRIOR_PRESETS
+from keras_vqvae.models.speech_vqvae import SpeechVQVAE
 from keras_vqvae.models.vqvae import VQVAE
 from keras_vqvae.models.vqvae_base import VQVAEBase
 from keras_vqvae.models.vqvae_presets import VQVAE_PRESETS
@@ -14,6 +16,7 @@ __all__ = [
     "Model",
     "PIXELCNN_PRIOR_PRESETS",
     "PixelCNNPrior",
+    "SpeechVQVAE",
     "VQVAE",
     "VQVAEBase",
     "VQVAE_PRESETS",

@@ -158,9 +158,7 @@ class VQVAEBase(Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        target = x if y is None else y
-        error = ops.cast(target, "float32") - ops.cast(y_pred, "float32")
-        reconstruction_loss = ops.mean(ops.square(error)) / self.data_variance
+        reconstruction_loss = self.reconstruction_loss(x, y, y_pred)
         # Python's sum: `ops.sum` of the list breaks tracing under JAX.
         vq_loss = sum(self.losses) if self.losses else 0.0
         self.reconstruction_loss_tracker.update_state(reconstruction_loss)
@@ -173,6 +171,14 @@ class VQVAEBase(Model):
             self.quantizer.last_counts
         )
         return reconstruction_loss + vq_loss
+
+    def reconstruction_loss(self, x, y, y_pred):
+        """`mean((target - y_pred)^2) / data_variance`; the target is `y`,
+        else `x`. A subclass with another output distribution overrides
+        it (the speech model: the mu-law levels' cross-entropy)."""
+        target = x if y is None else y
+        error = ops.cast(target, "float32") - ops.cast(y_pred, "float32")
+        return ops.mean(ops.square(error)) / self.data_variance
 
     def compile(self, optimizer="auto", **kwargs):
         """Configures training; `"auto"` is Adam with learning rate 3e-4.
@@ -200,7 +206,7 @@ class VQVAEBase(Model):
             int32 numpy array `(N,) + latent_shape`.
         """
         inputs = self.check_values(inputs)
-        empty = np.zeros((0,) + tuple(self.latent_shape), "int32")
+        empty = _empty(self.latent_shape, "int32")
         return self._map_batches(
             self._encode_batch, inputs, batch_size, verbose, empty
         )
@@ -217,7 +223,7 @@ class VQVAEBase(Model):
             float numpy array of the decoded signals.
         """
         indices = self._check_indices(np.asarray(indices))
-        empty = np.zeros((0,) + tuple(self.signal_shape), "float32")
+        empty = _empty(self.signal_shape, "float32")
         return self._map_batches(
             self._decode_batch, indices, batch_size, verbose, empty
         )
@@ -238,7 +244,7 @@ class VQVAEBase(Model):
             lambda x: self._decode_batch(self._encode_batch(x)),
             inputs,
             batch_size,
-            empty=np.zeros((0,) + tuple(self.signal_shape), "float32"),
+            empty=_empty(self.signal_shape, "float32"),
         )
         return self.postprocess(outputs) if _is_integer(inputs) else outputs
 
@@ -364,3 +370,8 @@ def check_positive_int(name, value):
 def _is_integer(array):
     dtype = keras.backend.standardize_dtype(array.dtype)
     return "int" in dtype
+
+
+def _empty(shape, dtype):
+    """No examples of `shape` (a variable length, None, becomes 0)."""
+    return np.zeros((0,) + tuple(d or 0 for d in shape), dtype)

@@ -1,0 +1,110 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_vqvae.audio import mu_law_decode
+from keras_vqvae.audio import mu_law_encode
+from keras_vqvae.errors import DataError
+from keras_vqvae.models import SpeechVQVAE
+
+SMALL = dict(
+    speakers=["anna", "ben"],
+    num_embeddings=16,
+    embedding_dim=8,
+    encoder_dim=16,
+    residual_dim=8,
+    skip_dim=8,
+    num_layers=4,
+    dilation_cycle=2,
+    conditioning_dim=8,
+    speaker_dim=4,
+    seed=0,
+)
+
+
+def tones(count=4, length=512):
+    t = np.arange(length) / 16000
+    freqs = 200 + 60 * np.arange(count)[:, None]
+    return (0.4 * np.sin(2 * np.pi * freqs * t)).astype("float32")
+
+
+def test_mu_law_round_trip_and_levels():
+    x = np.linspace(-1, 1, 1001, dtype="float32")
+    levels = mu_law_encode(x)
+    assert levels.min() == 0 and levels.max() == 255
+    assert mu_law_encode(np.zeros(1, "float32"))[0] == 128
+    # 8-bit mu-law: small errors near 0, larger near +-1.
+    error = np.abs(mu_law_decode(levels) - x)
+    assert error[np.abs(x) < 0.01].max() < 2e-4 and error.max() < 0.025
+    tensor = keras.ops.convert_to_numpy(mu_law_encode(keras.ops.convert_to_tensor(x)))
+    np.testing.assert_array_equal(tensor, levels)
+
+
+def test_fit_trains_encoder_and_decoder_through_the_codes():
+    model = SpeechVQVAE(**SMALL)
+    audio = tones()[..., None]
+    encoder_before = keras.ops.convert_to_numpy(model.encoder.downsamples[0].kernel)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(
+        {"audio": audio, "speakers": np.array([0, 1, 0, 1])},
+        epochs=4, batch_size=2, verbose=0,
+    )
+    losses = history.history["reconstruction_loss"]
+    assert np.isfinite(history.history["loss"]).all()
+    assert losses[-1] < losses[0] < np.log(256) + 0.1  # nats per sample
+    encoder_after = keras.ops.convert_to_numpy(model.encoder.downsamples[0].kernel)
+    assert np.abs(encoder_after - encoder_before).max() > 0  # straight-through
+
+
+def test_encode_decode_convert_shapes_and_seed():
+    model = SpeechVQVAE(**SMALL)
+    clip = tones(1, 500)[0]  # padded to 512 = 8 codes
+    codes = model.encode(clip)
+    assert codes.shape == (8,) and codes.dtype == np.int32
+    assert model.encode(tones(3, 512)).shape == (3, 8)
+    audio = model.decode(codes, "ben", seed=1)
+    assert audio.shape == (512,) and audio.dtype == np.float32
+    assert np.abs(audio).max() <= 1.0
+    np.testing.assert_array_equal(audio, model.decode(codes, 1, seed=1))
+    assert not np.array_equal(audio, model.decode(codes, "anna", seed=1))
+    assert model.convert(clip, "anna", seed=0).shape == (512,)
+    pcm = (clip * 32767).astype("int16")
+    np.testing.assert_array_equal(model.encode(pcm), codes)
+
+
+def test_config_and_keras_file_round_trip(tmp_path):
+    model = SpeechVQVAE(**SMALL)
+    clip = tones(1, 512)[0]
+    path = tmp_path / "speech.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.speakers == ["anna", "ben"]
+    np.testing.assert_array_equal(restored.encode(clip), model.encode(clip))
+    np.testing.assert_array_equal(
+        restored.decode(model.encode(clip), "ben", seed=0),
+        model.decode(model.encode(clip), "ben", seed=0),
+    )
+    assert SpeechVQVAE.from_config(model.get_config()).get_config() == model.get_config()
+
+
+def test_bad_audio_gets_clear_errors_or_stated_conversions():
+    model = SpeechVQVAE(**SMALL)
+    with pytest.raises(DataError, match="empty"):
+        model.encode(np.zeros(0, "float32"))
+    with pytest.raises(DataError, match="too short.*at least 64"):
+        model.encode(np.zeros(10, "float32"))
+    with pytest.raises(DataError, match="NaN"):
+        model.encode(np.full(128, np.nan, "float32"))
+    with pytest.raises(DataError, match=r"\[-1, 1\]"):
+        model.encode(np.full(128, 3.0, "float32"))
+    with pytest.raises(DataError, match="Unknown speaker 'carl'.*0: anna, 1: ben"):
+        model.decode(np.zeros(2, "int32"), "carl")
+    with pytest.raises(ValueError, match=r"\[0, 16\)"):
+        model.decode(np.full(2, 99), "anna")
+    with pytest.warns(UserWarning, match="22050 Hz: resampled"):
+        clip = model.prepare_audio(tones(1, 2205)[0], sample_rate=22050)
+    assert clip.shape == (1600, 1)
+    with pytest.warns(UserWarning, match="2 channels: downmixed"):
+        assert model.prepare_audio(np.zeros((128, 2), "float32")).shape == (128, 1)
+    with pytest.raises(ValueError, match="multiple of 64"):
+        model({"audio": np.zeros((1, 100, 1), "float32"), "speakers": np.zeros(1)})
