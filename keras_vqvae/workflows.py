@@ -439,6 +439,17 @@ def architecture_config(architecture=None, config_path=None, **overrides):
     return {**config, **overrides}
 
 
+def _steps_per_execution(requested, checkpoint_every, log):
+    """A divisor of `checkpoint_every`; 1 on PyTorch, whose Keras trainer
+    runs one step per call (it refuses more)."""
+    if keras.backend.backend() == "torch" and requested > 1:
+        log(
+            f"steps per execution: 1 (the torch backend runs one step per call; {requested} requested)"
+        )
+        return 1
+    return math.gcd(int(requested), checkpoint_every)
+
+
 def train_vqvae(
     architecture,
     source,
@@ -521,8 +532,8 @@ def train_vqvae(
         )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        steps_per_execution=math.gcd(
-            int(steps_per_execution), checkpoint_every
+        steps_per_execution=_steps_per_execution(
+            steps_per_execution, checkpoint_every, log
         ),
     )
     dataset = data.make_dataset(

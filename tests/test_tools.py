@@ -212,3 +212,15 @@ def test_commands_start_quietly_and_verbose_shows_the_native_logs():
         )
         assert verbose.returncode == 0
         assert "oneDNN custom operations are on" in verbose.stderr
+
+
+def test_steps_per_execution_divides_checkpoints_and_is_one_on_torch(monkeypatch):
+    import keras
+
+    from keras_vqvae import workflows
+
+    said = []
+    assert workflows._steps_per_execution(8, 500, said.append) == 4
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    assert workflows._steps_per_execution(8, 500, said.append) == 1
+    assert said and "torch backend runs one step per call" in said[0]
