@@ -9,6 +9,19 @@ process imports this module without choosing a Keras backend).
 PRESET = "cifar10"
 DATA_VARIANCE = 0.06  # about CIFAR-10's; the value does not change speed
 KERAS_CONV_T = "keras.layers.Conv2DTranspose"
+# The two feature sets compared, the same on both sides: the preset's
+# (k-means initialisation on the first batch, dead-code restarts), and the
+# plain EMA quantiser (both off).
+FEATURES = {
+    "preset": {},
+    "plain EMA": {"kmeans_init": False, "dead_code_threshold": 0.0},
+}
+# The PyTorch peer's modes (`torch_reference.TorchVQVAE(mode=...)`) and
+# their names in the report.
+TORCH_MODES = {
+    "float32": "PyTorch float32",
+    "bfloat16_channels_last": "PyTorch bf16 autocast + channels_last",
+}
 
 
 def preset_config():
@@ -58,6 +71,30 @@ def cifar10_model(model_class=None, **overrides):
     )
 
 
+def fast_policy():
+    """The dtype policy `keras_vqvae.workflows.train_vqvae` trains in here
+    (`mixed_bfloat16` where the hardware has bfloat16 units)."""
+    from keras_vqvae.precision import training_policy
+
+    return training_policy("auto")[0]
+
+
+def compiled_model(policy, steps_per_execution, **overrides):
+    """The preset's architecture compiled as `train_vqvae` compiles it.
+
+    Args:
+        policy: str, the dtype policy (`"float32"`, `"mixed_bfloat16"`).
+        steps_per_execution: int. Training steps per compiled call.
+        **overrides: `VQVAE` arguments replacing the preset's.
+
+    Returns:
+        A `VQVAE` compiled with Adam(3e-4).
+    """
+    model = cifar10_model(dtype=policy, **overrides)
+    model.compile(steps_per_execution=steps_per_execution)
+    return model
+
+
 def keras_conv_transpose_model(like):
     """The model before the library's JAX fix, with the weights of `like`.
 
@@ -103,11 +140,13 @@ def trainable_count(model):
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
-def reference_model(threads):
+def reference_model(threads, mode="float32", **overrides):
     """The PyTorch reference of the preset's architecture (seed 0).
 
     Args:
         threads: int. `torch.set_num_threads` from now on.
+        mode: str, one of `torch_reference.MODES`.
+        **overrides: arguments replacing the preset's (see `FEATURES`).
 
     Returns:
         A `torch_reference.TorchVQVAE`.
@@ -117,4 +156,6 @@ def reference_model(threads):
     from .torch_reference import build_reference
 
     torch.set_num_threads(threads)
-    return build_reference(PRESET, data_variance=DATA_VARIANCE, seed=0)
+    return build_reference(
+        PRESET, data_variance=DATA_VARIANCE, seed=0, mode=mode, **overrides
+    )

@@ -1,7 +1,9 @@
-"""Benchmarks keras-vqvae against a PyTorch reference, measured in one run.
+"""Benchmarks keras-vqvae against the strongest PyTorch peer, in one run.
 
 The command line: runs each section's worker in a subprocess, then writes
-the Markdown section (see the package's docstring for what is measured).
+the Markdown section (see the package's docstring for what is measured);
+with `--profile-tf OUT_DIR`, only traces TensorFlow's training step and
+prints its top ops.
 """
 
 import argparse
@@ -15,7 +17,9 @@ from pathlib import Path
 from . import jax_probe
 from . import options
 from . import quantizer_memory
+from . import roofline
 from . import sampling
+from . import tf_profile
 from . import throughput
 from .report import COMMAND
 from .report import render
@@ -25,6 +29,7 @@ from .runner import library_versions
 from .runner import load_average
 from .runner import machine_info
 from .runner import run_worker
+from .timing import thread_counts
 
 BACKENDS = ("tensorflow", "jax", "torch")
 WORKERS = {
@@ -33,12 +38,20 @@ WORKERS = {
     "quantizer": quantizer_memory.worker,
     "probe": jax_probe.worker,
     "sampling": sampling.worker,
+    "roofline": roofline.worker,
+    "profile": tf_profile.worker,
 }
+# Keras's warm-up and timed steps are multiples of `steps_per_execution`
+# (`fit` runs and reports them one compiled call at a time).
 FULL = dict(
     batch_sizes=[32, 128],
-    steps={32: 8, 128: 3},
-    warmup=2,
+    steps={32: 16, 128: 8},
+    warmup=8,
+    torch_warmup=2,
+    torch_one_thread=True,
+    steps_per_execution=8,
     rounds=3,
+    peak_size=2048,
     codec_images=1024,
     codec_rounds=2,
     options_steps=6,
@@ -59,8 +72,12 @@ FULL = dict(
 QUICK = dict(
     batch_sizes=[32],
     steps={32: 2},
-    warmup=1,
+    warmup=2,
+    torch_warmup=1,
+    torch_one_thread=False,
+    steps_per_execution=2,
     rounds=1,
+    peak_size=1024,
     codec_images=64,
     codec_rounds=1,
     options_steps=1,
@@ -76,6 +93,10 @@ QUICK = dict(
     sampling_rounds=1,
     sampling_presets=["mnist"],
 )
+PROFILE_CALLS = 2  # compiled calls traced by --profile-tf
+# A backend's training worker runs 8 models; on a busy machine, where
+# PyTorch's threads stall, it can take much longer than the others.
+MODEL_TIMEOUT_S = 3600
 
 
 def parse_args(argv=None):
@@ -93,7 +114,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a few steps only: a smoke test (< 1 minute)",
+        help="a few steps only: a smoke test (a few minutes)",
     )
     parser.add_argument(
         "--output",
@@ -119,6 +140,13 @@ def parse_args(argv=None):
         "--no-sampling",
         action="store_true",
         help="skip the prior sampling speed of the presets",
+    )
+    parser.add_argument(
+        "--profile-tf",
+        metavar="OUT_DIR",
+        help="only trace a few TensorFlow training steps of the default "
+        "fast path (batch 32) into OUT_DIR and print the top ops by self "
+        "time",
     )
     parser.add_argument(
         "--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS
@@ -162,13 +190,19 @@ def run_sections(args, backends, settings):
     results = {
         "machine": machine_info(),
         "versions": library_versions(),
+        "torch_threads": thread_counts(settings),
         "model": {},
     }
+    _log("matmul peak ...")
+    peaks = [run_worker("roofline", "tensorflow", settings, log=_log)]
     for backend in backends:
         _log(f"training / encode / decode, Keras backend {backend} ...")
         results["model"][backend] = run_worker(
-            "model", backend, settings, log=_log
+            "model", backend, settings, timeout=MODEL_TIMEOUT_S, log=_log
         )
+    _log("matmul peak again ...")
+    peaks.append(run_worker("roofline", "tensorflow", settings, log=_log))
+    results["roofline"] = roofline.best(peaks)
     if settings["options"] and not args.no_options and "tensorflow" in backends:
         _log("TensorFlow options ...")
         results["options"] = run_worker(
@@ -191,6 +225,26 @@ def run_sections(args, backends, settings):
     return results
 
 
+def profile_tf(out_dir):
+    """Traces TensorFlow's training step; prints the top ops by self time.
+
+    Args:
+        out_dir: str, the trace's folder.
+
+    Returns:
+        int, the exit status.
+    """
+    settings = {
+        "out_dir": out_dir,
+        "steps_per_execution": FULL["steps_per_execution"],
+        "profile_calls": PROFILE_CALLS,
+    }
+    _log(f"profiling TensorFlow's training step into {out_dir} ...")
+    profile = run_worker("profile", "tensorflow", settings, log=_log)
+    print("\n".join(tf_profile.render(profile)))
+    return 1 if "error" in profile else 0
+
+
 def main(argv=None):
     """Runs the benchmark, or one worker (`--worker`, in a subprocess).
 
@@ -206,6 +260,8 @@ def main(argv=None):
         result = WORKERS[args.worker](settings)
         Path(args.worker_output).write_text(json.dumps(result))
         return 0
+    if args.profile_tf:
+        return profile_tf(args.profile_tf)
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))

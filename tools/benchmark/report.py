@@ -8,6 +8,7 @@ from pathlib import Path
 from . import jax_probe
 from . import options
 from . import quantizer_memory
+from . import roofline
 from . import sampling
 from . import throughput
 from .formatting import fmt_number
@@ -25,7 +26,8 @@ def _header(results, command, started, settings):
     machine, versions = results["machine"], results["versions"]
     return [
         BEGIN,
-        "## Keras 3 VQ-VAE vs. a PyTorch reference (cifar10 architecture)",
+        "## Keras 3 VQ-VAE vs. the strongest PyTorch peer (cifar10 "
+        "architecture)",
         "",
         f"- Command: `{command}`",
         f"- Date: {started:%Y-%m-%d %H:%M} (local time); run took "
@@ -40,8 +42,9 @@ def _header(results, command, started, settings):
         + ", ".join(f"{k} {v}" for k, v in versions.items()),
         "- Settings: timed steps per round "
         + ", ".join(f"{v} at batch {k}" for k, v in settings["steps"].items())
-        + f", warm-up steps {settings['warmup']} (excluded), rounds "
-        f"{settings['rounds']}; "
+        + f", warm-up steps {settings['warmup']} (PyTorch "
+        f"{settings['torch_warmup']}; excluded), rounds {settings['rounds']}, "
+        f"Keras `steps_per_execution={settings['steps_per_execution']}`; "
         "PyTorch with `torch.set_num_threads(cores)` and "
         f"`OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}` "
         "(set for every worker: with libgomp's default spin-waiting, two "
@@ -89,6 +92,7 @@ def render(results, command, started, settings):
         + throughput.render_goal(results)
         + throughput.render_training(results)
         + throughput.render_codec(results)
+        + roofline.render(results.get("roofline"))
         + options.render(results.get("options"))
         + quantizer_memory.render(results.get("quantizer", []))
         + sampling.render(results.get("sampling"))

@@ -91,19 +91,22 @@ def _step_timer(warmup, total):
 
 
 def first_fit_s(model, x, batch_size):
-    """Fits one batch, tracing and compiling the train step for its size.
+    """Fits one compiled call's batches, tracing and compiling the train
+    step for this batch size (`model.steps_per_execution` steps).
 
     Args:
         model: a compiled Keras model.
-        x: float array of at least `batch_size` images.
+        x: float array of at least `steps_per_execution * batch_size`
+            images.
         batch_size: int.
 
     Returns:
         float, seconds the fit took.
     """
+    count = model.steps_per_execution * batch_size
     started = time.perf_counter()
     model.fit(
-        x[:batch_size],
+        x[:count],
         batch_size=batch_size,
         epochs=1,
         verbose=0,
@@ -122,9 +125,19 @@ def time_fit(model, x, batch_size, warmup, steps):
         warmup: int. Untimed steps before the timed ones.
         steps: int. Timed steps.
 
+    Both must be multiples of `model.steps_per_execution`: callbacks see
+    one batch per compiled call.
+
     Returns:
         float, images per second.
     """
+    per_call = model.steps_per_execution
+    if warmup % per_call or steps % per_call:
+        raise ValueError(
+            "`warmup` and `steps` must be multiples of the model's "
+            f"steps_per_execution={per_call}. Received: warmup={warmup}, "
+            f"steps={steps}"
+        )
     total = warmup + steps
     timer = _step_timer(max(warmup, 1), total)
     begin = time.perf_counter()
@@ -145,6 +158,9 @@ def time_fit(model, x, batch_size, warmup, steps):
 def time_torch(reference, x, batch_size, warmup, steps, threads):
     """Images/s of the PyTorch reference's train steps, warm-up excluded.
 
+    The steps' losses stay tensors until the clock has stopped: the round
+    synchronises with the host once, at its end.
+
     Args:
         reference: a `torch_reference.TorchVQVAE`.
         x, batch_size, warmup, steps: as for `time_fit`.
@@ -152,7 +168,7 @@ def time_torch(reference, x, batch_size, warmup, steps, threads):
             previous number is restored after them.
 
     Returns:
-        float, images per second.
+        Tuple `(images_per_s, losses_finite)`.
     """
     import torch
 
@@ -161,9 +177,43 @@ def time_torch(reference, x, batch_size, warmup, steps, threads):
     try:
         for i in range(warmup):
             reference.train_step(x[i * batch_size : (i + 1) * batch_size])
+        losses = []
         start = time.perf_counter()
         for i in range(warmup, warmup + steps):
-            reference.train_step(x[i * batch_size : (i + 1) * batch_size])
-        return steps * batch_size / (time.perf_counter() - start)
+            losses.append(
+                reference.train_step(x[i * batch_size : (i + 1) * batch_size])
+            )
+        elapsed = time.perf_counter() - start
+        finite = bool(torch.isfinite(torch.stack(losses)).all())
+        return steps * batch_size / elapsed, finite
     finally:
         torch.set_num_threads(previous)
+
+
+def thread_counts(settings):
+    """The PyTorch thread counts to try: all cores, and one thread too if
+    `settings["torch_one_thread"]` (on a busy machine one thread can beat
+    several, whose barriers wait for descheduled threads)."""
+    counts = [cores()]
+    if settings.get("torch_one_thread"):
+        counts.append(1)
+    return list(dict.fromkeys(counts))
+
+
+def time_peer(reference, x, batch_size, warmup, steps, counts):
+    """`time_torch` at each thread count of `counts`; the fastest.
+
+    Args:
+        reference, x, batch_size, warmup, steps: as for `time_torch`.
+        counts: list of ints, from `thread_counts`.
+
+    Returns:
+        Tuple `(images_per_s, losses_finite, threads)` of the fastest
+        count (`losses_finite` over all of them).
+    """
+    runs = [
+        (*time_torch(reference, x, batch_size, warmup, steps, n), n)
+        for n in counts
+    ]
+    rate, _, threads = max(runs)
+    return rate, all(finite for _, finite, _ in runs), threads
