@@ -108,3 +108,12 @@ def test_bad_audio_gets_clear_errors_or_stated_conversions():
         assert model.prepare_audio(np.zeros((128, 2), "float32")).shape == (128, 1)
     with pytest.raises(ValueError, match="multiple of 64"):
         model({"audio": np.zeros((1, 100, 1), "float32"), "speakers": np.zeros(1)})
+
+
+def test_preset_round_trip(tmp_path):
+    model = SpeechVQVAE(**SMALL)
+    clip = tones(1, 512)[0]
+    model.save_to_preset(tmp_path / "speech")
+    restored = SpeechVQVAE.from_preset(tmp_path / "speech")
+    assert restored.speakers == model.speakers
+    np.testing.assert_array_equal(restored.encode(clip), model.encode(clip))
