@@ -293,6 +293,78 @@ def cmd_evaluate(args):
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
 
 
+def _speech_model(preset):
+    from keras_vqvae.models import SpeechVQVAE
+
+    return SpeechVQVAE.from_preset(preset)
+
+
+def cmd_encode_audio(args):
+    import numpy as np
+
+    from keras_vqvae.audio import read_audio
+
+    model = _speech_model(args.preset)
+    codes = model.encode(read_audio(args.audio, model.sample_rate))
+    np.save(args.out, codes)
+    _say(
+        f"wrote {args.out}: {len(codes)} codes ({len(codes) / model.sample_rate * model.hop_length:.2f} s "
+        f"of audio at {model.sample_rate / model.hop_length:g} codes/s)"
+    )
+
+
+def _write_generated(model, codes, speaker, out, seed):
+    import time
+
+    from keras_vqvae.audio import write_wav
+
+    started = time.perf_counter()
+    audio = model.decode(codes, speaker, seed=seed)
+    seconds = time.perf_counter() - started
+    write_wav(out, audio, model.sample_rate)
+    duration = len(audio) / model.sample_rate
+    _print_json(
+        {
+            "out": str(out),
+            "speaker": model.speakers[model.speaker_id(speaker)]
+            if model.speakers
+            else None,
+            "audio_s": round(duration, 3),
+            "generation_s": round(seconds, 2),
+            "real_time_factor": round(duration / seconds, 3),
+        }
+    )
+
+
+def _speaker_argument(model, speaker):
+    """An integer-looking --speaker is an id unless it is also a name."""
+    if speaker is None or speaker in model.speakers:
+        return speaker
+    return int(speaker) if speaker.lstrip("-").isdigit() else speaker
+
+
+def cmd_decode_audio(args):
+    model = _speech_model(args.preset)
+    codes = _read_codes(args.codes)
+    if codes.ndim != 1 or not len(codes):
+        raise CommandError(
+            f"--codes {args.codes}: expected one clip's codes (T,), received "
+            f"shape {codes.shape}."
+        )
+    speaker = _speaker_argument(model, args.speaker)
+    _write_generated(model, codes, speaker, args.out, args.seed)
+
+
+def cmd_convert_speaker(args):
+    from keras_vqvae.audio import read_audio
+
+    model = _speech_model(args.preset)
+    speaker = _speaker_argument(model, args.speaker)
+    model.speaker_id(speaker)  # an unknown speaker fails before encoding
+    codes = model.encode(read_audio(args.audio, model.sample_rate))
+    _write_generated(model, codes, speaker, args.out, args.seed)
+
+
 def cmd_upload(args):
     from keras_vqvae.upload import upload_preset
 
@@ -623,6 +695,36 @@ def build_parser():
     )
     add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "encode-audio",
+        help="a WAV/FLAC/Ogg file to codes (.npy) with a speech preset",
+    )
+    p.add_argument("--preset", required=True)
+    p.add_argument("--audio", required=True, help="WAV, FLAC or Ogg file")
+    p.add_argument("--out", default="codes.npy")
+    p.set_defaults(func=cmd_encode_audio)
+
+    p = sub.add_parser(
+        "decode-audio", help="codes (.npy) to a WAV file, in a speaker's voice"
+    )
+    p.add_argument("--preset", required=True)
+    p.add_argument("--codes", required=True, help=".npy of int codes (T,)")
+    p.add_argument("--speaker", help="speaker name or id")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="decoded.wav")
+    p.set_defaults(func=cmd_decode_audio)
+
+    p = sub.add_parser(
+        "convert-speaker",
+        help="say an audio file's content in another speaker's voice",
+    )
+    p.add_argument("--preset", required=True)
+    p.add_argument("--audio", required=True, help="WAV, FLAC or Ogg file")
+    p.add_argument("--speaker", required=True, help="target speaker name or id")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="converted.wav")
+    p.set_defaults(func=cmd_convert_speaker)
 
     p = sub.add_parser(
         "upload", help="publish a preset folder to the Hugging Face Hub"

@@ -117,3 +117,43 @@ def test_preset_round_trip(tmp_path):
     restored = SpeechVQVAE.from_preset(tmp_path / "speech")
     assert restored.speakers == model.speakers
     np.testing.assert_array_equal(restored.encode(clip), model.encode(clip))
+
+
+def test_cli_converts_encodes_and_decodes_audio_files(tmp_path, capsys):
+    import json
+
+    import soundfile
+
+    from keras_vqvae.cli import main
+
+    preset = tmp_path / "speech"
+    SpeechVQVAE(**SMALL).save_to_preset(preset)
+    stereo = np.stack([tones(1, 2205)[0]] * 2, axis=1)
+    soundfile.write(tmp_path / "in.wav", stereo, 22050)
+    out = tmp_path / "out.wav"
+    with pytest.warns(UserWarning) as warned:
+        status = main(["convert-speaker", "--preset", str(preset), "--audio",
+                       str(tmp_path / "in.wav"), "--speaker", "ben", "--out", str(out)])
+    assert status == 0
+    said = " ".join(str(w.message) for w in warned)
+    assert "downmixed" in said and "resampled" in said
+    result = json.loads(capsys.readouterr().out)
+    assert result["speaker"] == "ben" and result["audio_s"] == 0.1
+    audio, rate = soundfile.read(out)
+    assert rate == 16000 and audio.shape == (1600,)
+
+    codes = tmp_path / "codes.npy"
+    soundfile.write(tmp_path / "mono.wav", tones(1, 640)[0], 16000)
+    assert main(["encode-audio", "--preset", str(preset), "--audio",
+                 str(tmp_path / "mono.wav"), "--out", str(codes)]) == 0
+    assert np.load(codes).shape == (10,)
+    assert main(["decode-audio", "--preset", str(preset), "--codes", str(codes),
+                 "--speaker", "1", "--out", str(tmp_path / "dec.wav")]) == 0
+    capsys.readouterr()
+    assert main(["convert-speaker", "--preset", str(preset), "--audio",
+                 str(tmp_path / "mono.wav"), "--speaker", "carl"]) == 1
+    assert "Known speakers (id: name): 0: anna, 1: ben" in capsys.readouterr().err
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    assert main(["encode-audio", "--preset", str(preset), "--audio",
+                 str(tmp_path / "bad.wav")]) == 1
+    assert "Cannot read" in capsys.readouterr().err
