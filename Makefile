@@ -20,7 +20,7 @@ $(BIN)/activate:
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	# torch pinned to the CPU build; a bare "torch" would pull a CUDA build.
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[tensorflow,jax,torch,test,tfds,speech]" tensorboard
+	$(BIN)/pip install -q -e ".[tensorflow,jax,torch,test,tfds,speech,video]" tensorboard
 	touch $@
 
 install: $(VENV)/.installed
