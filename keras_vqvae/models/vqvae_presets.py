@@ -50,7 +50,7 @@ VQVAE_PRESETS = {
     },
     "imagenet_128": {
         "description": "128x128x3 -> 32x32 codes, K = 512 (the paper's "
-        "ImageNet shapes) with the cifar10 widths.",
+        "ImageNet shapes) with the Sonnet example's ImageNet widths (the cifar10 ones), trained on 20 ImageNet classes.",
         "tfds": "imagenet2012",
         "config": {**_CIFAR10, "image_shape": (128, 128, 3)},
     },
