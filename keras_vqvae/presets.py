@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import keras
 
 from keras_vqvae import model_card
 from keras_vqvae.errors import PresetError
+from keras_vqvae.files import write_atomically
+from keras_vqvae.files import write_json
 from keras_vqvae.version import __version__
 
 # Bump when a preset written by this version cannot be read by older ones.
@@ -191,27 +192,6 @@ def file_sha256(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_atomically(path, write):
-    """Calls `write(tmp_path)`, then renames, so no half-written file stays."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json(path, data):
-    write_atomically(
-        path,
-        lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"),
-    )
 
 
 def _migrated(saved):

@@ -16,13 +16,13 @@ import argparse
 import shlex
 import sys
 import time
-from pathlib import Path
+
+from output_folder import output_folder
 
 from keras_vqvae.data.crafter_episodes import RepeatedActionPolicy
 from keras_vqvae.data.crafter_episodes import write_crafter_episodes
 from keras_vqvae.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = RepeatedActionPolicy()
 
 
@@ -88,12 +88,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Path(args.out).expanduser().resolve()
-    if out == REPO_ROOT or REPO_ROOT in out.parents:
-        parser.error(
-            f"--out must be outside the repository {REPO_ROOT}. "
-            f"Received: --out={args.out}"
-        )
+    out = output_folder(parser, args.out)
     start = time.perf_counter()
     try:
         info = write_crafter_episodes(

@@ -178,3 +178,9 @@ def convert_channels(images, channels):
         [0.299, 0.587, 0.114], np.float32
     )
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+
+
+def concatenation_offsets(lengths):
+    """int64 `(N + 1,)` start positions of `N` concatenated pieces of the
+    given lengths: piece `i` is `concatenated[offsets[i]:offsets[i + 1]]`."""
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)

@@ -30,8 +30,8 @@ memory addresses; `_DeterministicEnv` sorts those creatures by position.
 Example:
 
 ```python
-write_crafter_episodes("/tmp/crafter", episodes=4, steps_per_episode=200)
-episodes = load_crafter_episodes("/tmp/crafter", "train")
+write_crafter_episodes("crafter_episodes", episodes=4, steps_per_episode=200)
+episodes = load_crafter_episodes("crafter_episodes", "train")
 starts = episode_windows(episodes.episode_offsets, length=16)
 clips = episodes.frames[starts[:, None] + np.arange(16)]
 ```
@@ -40,16 +40,15 @@ clips = episodes.frames[starts[:, None] + np.arange(16)]
 import dataclasses
 import functools
 import importlib.metadata
-import json
 from pathlib import Path
 
 import numpy as np
 
-from keras_vqvae.data.speech_corpus import _offsets
-from keras_vqvae.data.speech_corpus import _write_atomically
-from keras_vqvae.data.speech_corpus import _write_npz
+from keras_vqvae.data.arrays import concatenation_offsets
 from keras_vqvae.errors import ConfigError
 from keras_vqvae.errors import DataError
+from keras_vqvae.files import write_json
+from keras_vqvae.files import write_npz
 
 SPLITS = ("train", "test")
 EPISODES_FILE = "episodes.json"
@@ -203,7 +202,7 @@ def write_crafter_episodes(
         arrays = _split_arrays(
             [played[i] for i in chosen], [world_seeds[i] for i in chosen]
         )
-        _write_npz(out / f"{split}.npz", arrays)
+        write_npz(out / f"{split}.npz", arrays)
         splits[split] = _split_summary(arrays)
     info = {
         "seed": seed,
@@ -225,10 +224,7 @@ def write_crafter_episodes(
         "crafter_version": importlib.metadata.version("crafter"),
         "opensimplex_version": importlib.metadata.version("opensimplex"),
     }
-    _write_atomically(
-        out / EPISODES_FILE,
-        lambda f: f.write(json.dumps(info, indent=2).encode() + b"\n"),
-    )
+    write_json(out / EPISODES_FILE, info)
     return info
 
 
@@ -334,7 +330,7 @@ def _split_arrays(played, world_seeds):
         "actions": _padded(actions, PADDING_ACTION, np.int32),
         "rewards": _padded(rewards, 0.0, np.float32),
         "dones": _padded(dones, False, bool),
-        "episode_offsets": _offsets([len(f) for f in frames]),
+        "episode_offsets": concatenation_offsets([len(f) for f in frames]),
         "episode_seeds": np.asarray(world_seeds, np.int64),
     }
 

@@ -21,21 +21,19 @@ Example:
 
 ```python
 texts = generate_sentences(200, seed=0)
-write_speech_corpus("/tmp/speech", texts, default_speakers(8), seed=0)
-utterances = load_speech_corpus("/tmp/speech", "train")
+write_speech_corpus("speech_corpus", texts, default_speakers(8), seed=0)
+utterances = load_speech_corpus("speech_corpus", "train")
 labels = frame_labels(utterances[0].segments, frame_rate=25)
 ```
 """
 
 import dataclasses
-import json
-import os
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from keras_vqvae.data.arrays import concatenation_offsets
 from keras_vqvae.data.espeak import SAMPLE_RATE
 from keras_vqvae.data.espeak import SILENCE
 from keras_vqvae.data.espeak import VOLUME
@@ -44,6 +42,8 @@ from keras_vqvae.data.espeak import espeak_version
 from keras_vqvae.data.espeak import synthesize
 from keras_vqvae.errors import ConfigError
 from keras_vqvae.errors import DataError
+from keras_vqvae.files import write_json
+from keras_vqvae.files import write_npz
 
 SPLITS = ("train", "test")
 CORPUS_FILE = "corpus.json"
@@ -226,7 +226,7 @@ def write_speech_corpus(
             [texts[i] for i in chosen],
             phonemes,
         )
-        _write_npz(out / f"{split}.npz", arrays)
+        write_npz(out / f"{split}.npz", arrays)
         splits[split] = _split_summary(arrays)
     info = {
         "sample_rate": SAMPLE_RATE,
@@ -241,10 +241,7 @@ def write_speech_corpus(
         "espeak_ng_version": espeak_version(),
         "espeak_volume": VOLUME,
     }
-    _write_atomically(
-        out / CORPUS_FILE,
-        lambda f: f.write(json.dumps(info, indent=2).encode() + b"\n"),
-    )
+    write_json(out / CORPUS_FILE, info)
     return info
 
 
@@ -294,16 +291,12 @@ def _split_arrays(speeches, speaker_ids, texts, phonemes):
         "audio": np.concatenate(
             [np.zeros(0, np.int16)] + [s.audio for s in speeches]
         ),
-        "offsets": _offsets([len(s.audio) for s in speeches]),
+        "offsets": concatenation_offsets([len(s.audio) for s in speeches]),
         "speakers": np.asarray(speaker_ids, np.int32),
         "texts": np.array(texts, dtype=str),
         "segments": np.concatenate([empty] + segments),
-        "segment_offsets": _offsets([len(s) for s in segments]),
+        "segment_offsets": concatenation_offsets([len(s) for s in segments]),
     }
-
-
-def _offsets(lengths):
-    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
 def _split_summary(arrays):
@@ -312,31 +305,6 @@ def _split_summary(arrays):
         "seconds": len(arrays["audio"]) / SAMPLE_RATE,
         "segments": len(arrays["segments"]),
     }
-
-
-def _write_npz(path, arrays):
-    """`np.savez`, with a fixed zip timestamp, so equal arrays give equal
-    bytes (`np.savez` stamps the current time)."""
-
-    def write(file):
-        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
-            for name, array in arrays.items():
-                entry = zipfile.ZipInfo(f"{name}.npy", (1980, 1, 1, 0, 0, 0))
-                with archive.open(entry, "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, array, allow_pickle=False)
-
-    _write_atomically(path, write)
-
-
-def _write_atomically(path, write):
-    """Calls `write(file)` on a temporary file, then renames it to `path`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as file:
-            write(file)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_speech_corpus(path, split="train"):
