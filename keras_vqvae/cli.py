@@ -6,7 +6,8 @@
     keras-vqvae encode --preset mnist --data DIR --out codes.npy
     keras-vqvae decode --preset mnist --codes codes.npy --out images.png
     keras-vqvae sample --preset mnist --n 64 --out samples.png
-    keras-vqvae train | train-prior | evaluate | upload ...
+    keras-vqvae rollout --preset crafter_84 --data EPISODES --out rollout.gif
+    keras-vqvae train | train-prior | train-video-prior | evaluate | upload ...
 
 Every subcommand has --help. Each handler parses its arguments and calls
 plain functions (`keras_vqvae.workflows`, the models, `upload_preset`).
@@ -274,6 +275,120 @@ def cmd_train_prior(args):
     )
 
 
+def cmd_train_video_prior(args):
+    from keras_vqvae import video
+
+    _print_json(
+        video.train_video_prior(
+            args.preset_dir,
+            args.data,
+            args.steps,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            context_frames=args.context_frames,
+            hidden_dim=args.hidden_dim,
+            num_layers=args.num_layers,
+            rollouts=args.rollouts,
+            seed=args.seed,
+            verbose=args.verbose,
+            reproduce=args.command_line,
+            precision=args.precision,
+            log=_say,
+        )
+    )
+
+
+def _action_list(text):
+    """`--actions`: comma-separated action ids or names."""
+    from keras_vqvae.data.crafter_episodes import ACTION_NAMES
+    from keras_vqvae.errors import DataError
+
+    actions = []
+    for item in (part.strip() for part in text.split(",")):
+        if item in ACTION_NAMES:
+            actions.append(ACTION_NAMES.index(item))
+        elif item.isdigit() and int(item) < len(ACTION_NAMES):
+            actions.append(int(item))
+        else:
+            raise DataError(
+                f"--actions: {item!r} is not an action; use ids 0.."
+                f"{len(ACTION_NAMES) - 1} or names: {', '.join(ACTION_NAMES)}"
+            )
+    return actions
+
+
+def _rollout_clip(args, episodes):
+    """The context frames and actions of `--episode` from `--start`."""
+    from keras_vqvae.errors import DataError
+    from keras_vqvae.video import ROLLOUT_CONTEXT
+
+    offsets = episodes.episode_offsets
+    if not 0 <= args.episode < len(offsets) - 1:
+        raise DataError(
+            f"--episode {args.episode}: the {args.split} split has episodes "
+            f"0..{len(offsets) - 2}."
+        )
+    first, end = int(offsets[args.episode]), int(offsets[args.episode + 1])
+    begin = first + args.start
+    context_end = begin + ROLLOUT_CONTEXT
+    if args.actions is not None:
+        actions = _action_list(args.actions)
+    else:
+        actions = episodes.actions[
+            context_end - 1 : context_end - 1 + args.steps
+        ]
+        actions = [int(a) for a in actions if a >= 0]
+    if args.start < 0 or context_end > end:
+        raise DataError(
+            f"--start {args.start}: episode {args.episode} has {end - first} "
+            f"frames; {ROLLOUT_CONTEXT} context frames must fit from --start."
+        )
+    real = episodes.frames[context_end : context_end + len(actions)]
+    return episodes.frames[begin:context_end], actions, real
+
+
+def cmd_rollout(args):
+    import time
+
+    import numpy as np
+
+    from keras_vqvae.data.crafter_episodes import ACTION_NAMES
+    from keras_vqvae.data.crafter_episodes import load_crafter_episodes
+    from keras_vqvae.models import VQVAE
+    from keras_vqvae.models import ActionConditionalPrior
+    from keras_vqvae.video import rollout
+    from keras_vqvae.video import write_rollout_pictures
+
+    model = VQVAE.from_preset(args.preset)
+    prior = ActionConditionalPrior.from_preset(args.preset)
+    episodes = load_crafter_episodes(args.data, args.split)
+    context, actions, real = _rollout_clip(args, episodes)
+    started = time.perf_counter()
+    generated = rollout(
+        model,
+        prior,
+        context[None],
+        np.asarray(actions, "int64")[None],
+        args.temperature,
+        args.seed,
+    )[0]
+    seconds = time.perf_counter() - started
+    if len(real) < len(generated):  # past the episode's end: blank frames
+        real = np.concatenate([real, np.full_like(generated[len(real) :], 255)])
+    gif = Path(args.out)
+    strip = Path(args.strip) if args.strip else gif.with_suffix(".png")
+    write_rollout_pictures(
+        context, real, generated, strip, gif, actions=actions
+    )
+    print(  # standard error while the command runs
+        f"{len(generated)} frames generated in {seconds:.1f} s (actions: "
+        f"{', '.join(ACTION_NAMES[a] for a in actions)})"
+    )
+    _print_json(
+        {"gif": str(gif), "strip": str(strip), "seconds": round(seconds, 2)}
+    )
+
+
 def cmd_evaluate(args):
     from keras_vqvae import workflows
 
@@ -534,6 +649,77 @@ def add_train_prior_arguments(parser):
     _add_precision_argument(parser)
 
 
+def add_train_video_prior_arguments(parser):
+    parser.add_argument(
+        "--preset-dir", required=True, help="trained frame preset to extend"
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="episode folder (tools/make_crafter_episodes.py)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        required=True,
+        help="optimizer steps (rounded up to whole epochs)",
+    )
+    parser.add_argument("--batch-size", type=_positive_int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--context-frames",
+        type=_positive_int,
+        default=2,
+        help="previous frames each prediction sees",
+    )
+    parser.add_argument("--hidden-dim", type=_positive_int, default=64)
+    parser.add_argument("--num-layers", type=_positive_int, default=8)
+    parser.add_argument(
+        "--rollouts",
+        type=_positive_int,
+        default=32,
+        help="test rollouts to measure",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=1)
+    _add_precision_argument(parser)
+
+
+def add_rollout_arguments(parser):
+    from keras_vqvae.video import ROLLOUT_CONTEXT
+    from keras_vqvae.video import ROLLOUT_STEPS
+
+    parser.add_argument("--preset", required=True, help="e.g. crafter_84")
+    parser.add_argument(
+        "--data", required=True, help="episode folder with the real frames"
+    )
+    parser.add_argument("--split", default="test", choices=["train", "test"])
+    parser.add_argument("--episode", type=int, default=0)
+    parser.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help=f"first of the {ROLLOUT_CONTEXT} real context frames",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=ROLLOUT_STEPS,
+        help="frames to generate (with the episode's own actions)",
+    )
+    parser.add_argument(
+        "--actions",
+        help="comma-separated actions (ids or names) instead of the episode's",
+    )
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="rollout.gif", help="animated GIF")
+    parser.add_argument(
+        "--strip",
+        help="PNG strip, real above generated (default: --out as .png)",
+    )
+
+
 def add_evaluate_arguments(parser):
     parser.add_argument(
         "--preset",
@@ -689,6 +875,20 @@ def build_parser():
     )
     add_train_prior_arguments(p)
     p.set_defaults(func=cmd_train_prior)
+
+    p = sub.add_parser(
+        "train-video-prior",
+        help="train an action-conditional next-frame prior on a frame preset",
+    )
+    add_train_video_prior_arguments(p)
+    p.set_defaults(func=cmd_train_video_prior)
+
+    p = sub.add_parser(
+        "rollout",
+        help="generate frames from real ones and actions (GIF and PNG strip)",
+    )
+    add_rollout_arguments(p)
+    p.set_defaults(func=cmd_rollout)
 
     p = sub.add_parser(
         "evaluate", help="test-split MSE, PSNR, perplexity, usage (+ bits/dim)"

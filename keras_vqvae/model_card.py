@@ -96,6 +96,76 @@ def _classes_section(name, classes):
     ]
 
 
+def _video_prior_section(name, prior):
+    metrics = prior.get("test_metrics", {})
+    next_frame = metrics.get("next_frame", {})
+    rollouts = metrics.get("rollouts", {})
+    rows = [
+        "| on the test episodes | bits per code | next-frame code accuracy |",
+        "|---|---|---|",
+    ]
+    for label, scores in (
+        ("Prior, true actions", next_frame),
+        (
+            "Same prior, shuffled actions",
+            next_frame.get("shuffled_actions", {}),
+        ),
+        ("Copy the last frame", next_frame.get("copy_last_frame", {})),
+    ):
+        if scores:
+            rows.append(
+                f"| {label} | {scores['bits_per_code']:.3f} | "
+                f"{scores['accuracy']:.3f} |"
+            )
+    section = [
+        "## Action-conditional prior",
+        "A gated PixelCNN over the next frame's code map, conditioned on the "
+        f"codes of the last {prior.get('context_frames')} frames and the "
+        "action taken (`ActionConditionalPrior.from_preset"
+        f'("{name}")`). Teacher-forced on every next frame of the test '
+        "episodes; the copy baseline's bits assume the code stays with the "
+        "probability it stays on the training frames.",
+        "\n".join(rows),
+    ]
+    if rollouts.get("psnr_per_step"):
+        steps = range(1, len(rollouts["psnr_per_step"]) + 1)
+        table = [
+            "| step | " + " | ".join(map(str, steps)) + " |",
+            "|---|" + "---|" * len(steps),
+        ]
+        for label, key in (
+            ("generated", "psnr_per_step"),
+            ("copy the last real frame", "copy_last_frame_psnr_per_step"),
+            ("VQ-VAE reconstruction", "vqvae_reconstruction_psnr_per_step"),
+        ):
+            table.append(
+                f"| {label} | "
+                + " | ".join(f"{v:.2f}" for v in rollouts[key])
+                + " |"
+            )
+        section += [
+            f"### Rollouts (PSNR in dB against the real frames, mean of "
+            f"{rollouts['rollouts']} test rollouts)",
+            f"From {rollouts['context_frames']} real frames and the next "
+            f"{rollouts['steps']} actions, {rollouts['steps']} frames are "
+            "generated in latent space, one code map after another, and "
+            "decoded. `rollout.png`: the real frames above the generated ones; "
+            "`rollout.gif`: real | generated. `keras-vqvae rollout --preset "
+            f"{name} --data EPISODES --out rollout.gif` makes one.",
+            "\n".join(table),
+            "![rollout.gif](rollout.gif)",
+        ]
+    details = {
+        k: v
+        for k, v in prior.items()
+        if k not in ("test_metrics", "reproduce", "actions", "kind")
+    }
+    section.append(_table(list(details.items())))
+    if prior.get("reproduce"):
+        section += ["Reproduce:", f"```\n{prior['reproduce']}\n```"]
+    return section
+
+
 def render_model_card(name, metadata, config, images):
     """Returns the model card text of a preset.
 
@@ -103,7 +173,7 @@ def render_model_card(name, metadata, config, images):
         name: the preset's folder name (the metadata's `preset` wins).
         metadata: the preset's metadata dict.
         config: the VQ-VAE's constructor config.
-        images: file names of the PNG pictures in the folder.
+        images: file names of the PNG and GIF pictures in the folder.
 
     Returns:
         The card: Hub YAML front matter, then Markdown.
@@ -163,7 +233,9 @@ def render_model_card(name, metadata, config, images):
     if metadata.get("reproduce"):
         sections += ["Reproduce:", f"```\n{metadata['reproduce']}\n```"]
     prior = metadata.get("prior")
-    if prior:
+    if prior and prior.get("kind") == "action_conditional":
+        sections += _video_prior_section(name, prior)
+    elif prior:
         sections += [
             "## PixelCNN prior",
             "A gated PixelCNN over the code maps "

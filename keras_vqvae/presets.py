@@ -56,6 +56,8 @@ ARCHITECTURE_KEYS = (
 # A prior is bound to the codebook it was trained on: its metadata holds
 # the VQ-VAE weights' SHA-256, checked when the prior is loaded.
 PRIOR_BINDING = "vqvae_sha256"
+# What a prior draws; removed with it.
+PRIOR_PICTURES = ("samples.png", "rollout.png", "rollout.gif")
 _FORMAT_1_RENAMES = {
     "num_hiddens": "hidden_dim",
     "num_residual_hiddens": "residual_hidden_dim",
@@ -69,8 +71,9 @@ def bundled_presets_dir():
     return installed if installed.is_dir() else package_dir.parent / "presets"
 
 
-def list_presets(kind="model"):
-    """Returns `{name: metadata}` of the bundled presets holding `kind`."""
+def list_presets(kind="model", class_name=None):
+    """Returns `{name: metadata}` of the bundled presets holding `kind`
+    (and, if given, a model of the class named `class_name`)."""
     root = bundled_presets_dir()
     if not root.is_dir():
         return {}
@@ -78,7 +81,12 @@ def list_presets(kind="model"):
     return {
         folder.name: folder.metadata
         for folder in folders
-        if folder.has(kind) and folder.metadata_path.is_file()
+        if folder.has(kind)
+        and folder.metadata_path.is_file()
+        and (
+            class_name is None
+            or folder.saved_config(kind).get("class_name") == class_name
+        )
     }
 
 
@@ -138,7 +146,7 @@ def download_from_hub(handle, force_download=False):
         folder = huggingface_hub.snapshot_download(
             repo_id,
             revision=revision,
-            allow_patterns=["*.json", "*.h5", "*.md", "*.png"],
+            allow_patterns=["*.json", "*.h5", "*.md", "*.png", "*.gif"],
             force_download=force_download,
         )
     except errors.RepositoryNotFoundError as e:
@@ -256,9 +264,14 @@ class PresetFolder:
     def weights_path(self, kind):
         return self.path / _files(kind)[1]
 
-    def has(self, kind):
-        """Whether the folder holds a config for `kind` ("model", "prior")."""
-        return self.config_path(kind).is_file()
+    def has(self, kind, cls=None):
+        """Whether the folder holds a config for `kind` ("model", "prior"),
+        of a model of class `cls` if given."""
+        if not self.config_path(kind).is_file():
+            return False
+        return cls is None or (
+            self.saved_config(kind).get("class_name") == cls.__name__
+        )
 
     def saved_config(self, kind):
         """The checked JSON config of `kind`, migrated to the current format."""
@@ -347,11 +360,12 @@ class PresetFolder:
 
     def _remove_prior(self, metadata):
         """Deletes a prior that the new VQ-VAE weights make meaningless."""
-        for name in (*MODEL_FILES["prior"], "samples.png"):
+        for name in (*MODEL_FILES["prior"], *PRIOR_PICTURES):
             (self.path / name).unlink(missing_ok=True)
         metadata.pop("prior", None)
         metadata.get("sha256", {}).pop(MODEL_FILES["prior"][1], None)
-        metadata.get("parameter_count", {}).pop("PixelCNNPrior", None)
+        for prior_class in ("PixelCNNPrior", "ActionConditionalPrior"):
+            metadata.get("parameter_count", {}).pop(prior_class, None)
         warnings.warn(
             f"The VQ-VAE in {self.path} was retrained, so its old PixelCNN "
             "prior (trained on the old codebook) was removed. Train a new one "
@@ -463,7 +477,7 @@ class PresetFolder:
             self.name,
             self.metadata,
             self.saved_config("model")["config"],
-            [p.name for p in sorted(self.path.glob("*.png"))],
+            _pictures(self.path),
         )
 
     def write_model_card(self):
@@ -518,8 +532,15 @@ class PresetFolder:
             files += [self.config_path(kind).name, weights.name]
         self.check_existing_card()
         files.append(MODEL_CARD_FILE)
-        files += sorted(p.name for p in self.path.glob("*.png"))
+        files += _pictures(self.path)
         return files
+
+
+def _pictures(folder):
+    """The PNG and GIF files of a preset folder, by name."""
+    return sorted(
+        p.name for p in folder.iterdir() if p.suffix in (".png", ".gif")
+    )
 
 
 def _files(kind):

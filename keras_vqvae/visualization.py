@@ -249,6 +249,39 @@ def save_image_grid(
     return path
 
 
+def save_animation(path, frames, scale=1, duration_ms=200):
+    """Writes uint8 frames `(T, H, W, C)` as an animated GIF that loops.
+
+    Args:
+        path: output file (`.gif`).
+        frames: sequence of uint8 images of one shape.
+        scale: integer upscaling (nearest neighbour).
+        duration_ms: how long each frame shows.
+
+    Returns:
+        the path written.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(
+            "`frames` must be uint8 images (T, H, W, C) with T >= 1. "
+            f"Received: dtype {frames.dtype}, shape {frames.shape}"
+        )
+    if scale > 1:
+        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    images = [_to_pil(frame) for frame in frames]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(
+        path,
+        save_all=True,
+        append_images=images[1:],
+        duration=int(duration_ms),
+        loop=0,
+    )
+    return path
+
+
 def save_images(folder, images):
     """Writes each uint8 image `(N, H, W, C)` as `folder/<i>.png`.
 

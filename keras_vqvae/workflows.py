@@ -344,7 +344,7 @@ def demo(preset, source, out_dir, limit=1000, samples=32, verbose=1, log=print):
     )
     save_images(out_dir / "test_images", images[:8])
     results["test_images"] = str(out_dir / "test_images")
-    if folder.has("prior"):
+    if folder.has("prior", PixelCNNPrior):
         log("== sampling from the PixelCNN prior")
         prior = PixelCNNPrior.from_preset(folder.path)
         sampled = sample_images(model, prior, samples, verbose=verbose)
@@ -369,8 +369,14 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     After a NaN step the checkpoint keeps the last finite weights, so a
     rerun (with a lower learning rate, say) resumes from them; a damaged
-    checkpoint is a `CheckpointError` that says how to start over.
+    checkpoint is a `CheckpointError` that says how to start over. The
+    optimizer's state comes back from the checkpoint except its learning
+    rate: the rerun's own learning rate is the one used.
     """
+
+    def __init__(self, backup_dir, log=print, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.log = log
 
     def _save_model(self):
         weights = self.model.get_weights()
@@ -378,6 +384,7 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
             super()._save_model()
 
     def _load_model(self):
+        requested = _constant_learning_rate(self.model.optimizer)
         try:
             super()._load_model()
         except (OSError, ValueError, KeyError) as e:
@@ -386,6 +393,23 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
                 f"(damaged or half-written: {e}). Delete that folder to "
                 "start the training over, or pass another --work-dir."
             ) from e
+        restored = _constant_learning_rate(self.model.optimizer)
+        if requested is not None and restored != requested:
+            self.model.optimizer.learning_rate = requested
+            self.log(
+                f"resuming with learning rate {requested:g} "
+                f"(the checkpoint's was {restored:g})"
+            )
+
+
+def _constant_learning_rate(optimizer):
+    """The optimizer's learning rate as a float; None for a schedule."""
+    if isinstance(
+        optimizer._learning_rate,
+        keras.optimizers.schedules.LearningRateSchedule,
+    ):
+        return None
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 class _StepLogger(keras.callbacks.Callback):
@@ -400,10 +424,25 @@ class _StepLogger(keras.callbacks.Callback):
         record = {
             "step": (epoch + 1) * self.steps_per_epoch,
             "time": time.time(),
+            "learning_rate": _constant_learning_rate(self.model.optimizer),
         }
         record.update({k: float(v) for k, v in (logs or {}).items()})
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def _learning_rate_history(log_path):
+    """`{"learning_rate_by_step": [[last_step, rate], ...]}` from the step
+    log when a resumed run changed the learning rate, else `{}`."""
+    spans = []
+    for line in log_path.read_text().splitlines():
+        record = json.loads(line)
+        rate = record.get("learning_rate")
+        if spans and spans[-1][1] == rate:
+            spans[-1][0] = record["step"]
+        else:
+            spans.append([record["step"], rate])
+    return {"learning_rate_by_step": spans} if len(spans) > 1 else {}
 
 
 def architecture_config(architecture=None, config_path=None, **overrides):
@@ -555,7 +594,7 @@ def train_vqvae(
         verbose=verbose,
         callbacks=[
             FiniteBackupAndRestore(
-                str(work_dir / "backup"), delete_checkpoint=False
+                str(work_dir / "backup"), log=log, delete_checkpoint=False
             ),
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.TensorBoard(str(work_dir / "logs")),
@@ -581,6 +620,7 @@ def train_vqvae(
             "steps": epochs * checkpoint_every,
             "batch_size": batch_size,
             "learning_rate": learning_rate,
+            **_learning_rate_history(work_dir / "train_log.jsonl"),
             "seed": seed,
             "precision": policy,
             "augment": augment,

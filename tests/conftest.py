@@ -38,6 +38,10 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.section("tests NOT run: real data missing", yellow=True)
     for report in missing:
-        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        reason = (
+            str(report.longrepr[-1])
+            if isinstance(report.longrepr, tuple)
+            else ""
+        )
         terminalreporter.write_line(f"{report.nodeid}: {reason}")
     terminalreporter.write_line(HOW_TO_POINT)

@@ -31,7 +31,9 @@ def require(path):
         return path
     message = f"{MISSING_DATA} {path} does not exist"
     if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set, so missing data is an error; {HOW_TO_POINT})")
+        pytest.fail(
+            f"{message} (CI is set, so missing data is an error; {HOW_TO_POINT})"
+        )
     pytest.skip(message)
 
 

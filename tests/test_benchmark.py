@@ -62,13 +62,14 @@ def test_reference_computes_what_the_keras_model_computes():
         outputs, _ = reference(images)
     np.testing.assert_allclose(outputs.numpy(), expected, atol=1e-5)
     codes = np.asarray(
-        model.quantizer.get_indices(model.pre_quantization(model.encoder(images)))
+        model.quantizer.get_indices(
+            model.pre_quantization(model.encoder(images))
+        )
     )
     np.testing.assert_array_equal(reference.encode(images), codes)
 
 
-def test_reference_in_bfloat16_channels_last_stays_close_to_float32(
-        one_thread):
+def test_reference_in_bfloat16_channels_last_stays_close_to_float32(one_thread):
     images = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 32, 32, 3))
     images = images.astype("float32")
     outputs = {}
@@ -80,8 +81,7 @@ def test_reference_in_bfloat16_channels_last_stays_close_to_float32(
     weight = fast.encoder.conv.weight
     assert weight.is_contiguous(memory_format=torch.channels_last)
     assert outputs["float32"].shape == outputs[MODES[1]].shape
-    np.testing.assert_allclose(outputs[MODES[1]], outputs["float32"],
-                               atol=0.05)
+    np.testing.assert_allclose(outputs[MODES[1]], outputs["float32"], atol=0.05)
 
 
 @pytest.fixture
@@ -92,13 +92,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__",
-              "__int__", "__index__")
+HOST_READS = (
+    "item",
+    "tolist",
+    "numpy",
+    "cpu",
+    "__bool__",
+    "__float__",
+    "__int__",
+    "__index__",
+)
 
 
 def _refuse(name):
     def read(self, *args, **kwargs):
         raise AssertionError(f"host synchronisation: Tensor.{name}")
+
     return read
 
 
@@ -119,8 +128,7 @@ def test_the_guard_catches_host_reads():
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_reference_train_steps_never_read_tensors_on_the_host(
-        mode, one_thread):
+def test_reference_train_steps_never_read_tensors_on_the_host(mode, one_thread):
     reference = torch_reference.build_reference(data_variance=0.06, mode=mode)
     images = np.random.default_rng(1).uniform(-0.5, 0.5, (8, 32, 32, 3))
     images = images.astype("float32")
@@ -150,7 +158,8 @@ def test_reference_restarts_dead_codes_by_the_librarys_rule(plain):
     layer = VectorQuantizerEMA(k, d, dead_code_threshold=threshold, seed=0)
     layer.build(z.shape)
     peer = torch_reference.VectorQuantizerEMA(
-        k, d, dead_code_threshold=threshold).train()
+        k, d, dead_code_threshold=threshold
+    ).train()
     with torch.no_grad():
         peer.codebook.copy_(torch.from_numpy(np.asarray(layer.codebook)))
         peer.ema_dw.copy_(peer.codebook)
@@ -159,26 +168,40 @@ def test_reference_restarts_dead_codes_by_the_librarys_rule(plain):
         peer(torch.from_numpy(z))
     for name in ("codebook", "ema_cluster_size", "ema_dw", "code_usage"):
         np.testing.assert_allclose(
-            getattr(peer, name).numpy(), np.asarray(getattr(layer, name)),
-            atol=1e-6, err_msg=name)
+            getattr(peer, name).numpy(),
+            np.asarray(getattr(layer, name)),
+            atol=1e-6,
+            err_msg=name,
+        )
     restarted = np.asarray(layer.code_usage) == threshold
     assert restarted.any() != plain  # the case restarts codes, or not
 
 
 def test_flops_per_image_match_a_hand_count_of_a_tiny_architecture():
-    config = {"image_shape": (8, 8, 1), "num_embeddings": 3,
-              "embedding_dim": 2, "hidden_dim": 4, "num_residual_layers": 1,
-              "residual_hidden_dim": 2, "num_downsamples": 1}
+    config = {
+        "image_shape": (8, 8, 1),
+        "num_embeddings": 3,
+        "embedding_dim": 2,
+        "hidden_dim": 4,
+        "num_residual_layers": 1,
+        "residual_hidden_dim": 2,
+        "num_downsamples": 1,
+    }
     # 2 * output pixels * out channels * kernel area * in channels:
-    encoder = (2 * 16 * 4 * 16 * 1      # 4x4/2 conv 1->4, to 4x4
-               + 2 * 16 * 4 * 9 * 4     # 3x3 conv 4->4
-               + 2 * 16 * 2 * 9 * 4     # residual 3x3 4->2
-               + 2 * 16 * 4 * 1 * 2     # residual 1x1 2->4
-               + 2 * 16 * 2 * 1 * 4)    # pre-quantisation 1x1 4->2
-    distances = 2 * 16 * 3 * 2          # N * K * D * 2
-    decoder = (2 * 16 * 4 * 9 * 2       # 3x3 conv 2->4
-               + 2 * 16 * 2 * 9 * 4 + 2 * 16 * 4 * 1 * 2  # residual
-               + 2 * 16 * 1 * 16 * 4)   # 4x4/2 transposed 4->1, 16 inputs
+    encoder = (
+        2 * 16 * 4 * 16 * 1  # 4x4/2 conv 1->4, to 4x4
+        + 2 * 16 * 4 * 9 * 4  # 3x3 conv 4->4
+        + 2 * 16 * 2 * 9 * 4  # residual 3x3 4->2
+        + 2 * 16 * 4 * 1 * 2  # residual 1x1 2->4
+        + 2 * 16 * 2 * 1 * 4
+    )  # pre-quantisation 1x1 4->2
+    distances = 2 * 16 * 3 * 2  # N * K * D * 2
+    decoder = (
+        2 * 16 * 4 * 9 * 2  # 3x3 conv 2->4
+        + 2 * 16 * 2 * 9 * 4
+        + 2 * 16 * 4 * 1 * 2  # residual
+        + 2 * 16 * 1 * 16 * 4
+    )  # 4x4/2 transposed 4->1, 16 inputs
     assert (encoder + distances, decoder) == (9664, 6912)
     assert roofline.flops_per_image(config) == {
         "encode": encoder + distances,
@@ -195,33 +218,50 @@ def test_flops_per_image_match_torchs_flop_counter_on_the_peer(one_thread):
     images = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 32, 32, 3))
     images = images.astype("float32")
     codes = reference.encode(images)
-    for op, run in (("encode", lambda: reference.encode(images)),
-                    ("decode", lambda: reference.decode_indices(codes))):
+    for op, run in (
+        ("encode", lambda: reference.encode(images)),
+        ("decode", lambda: reference.decode_indices(codes)),
+    ):
         with FlopCounterMode(display=False) as counter:
             run()
         assert counter.get_total_flops() == 2 * flops[op], op
 
 
 def test_fmt_rate_gives_gflops_and_the_fraction_of_its_precisions_peak():
-    roof = {"flops_per_image": {"train": 250e6, "encode": 50e6},
-            "peak": {"float32": 200.0, "bfloat16": 500.0}}
-    assert roofline.fmt_rate(1000.0, roof, "train", "mixed_bfloat16") == \
-        "1,000 (250 GFLOP/s, 50% of peak)"
-    assert roofline.fmt_rate(1000.0, roof, "encode", "float32") == \
-        "1,000 (50.0 GFLOP/s, 25% of peak)"
+    roof = {
+        "flops_per_image": {"train": 250e6, "encode": 50e6},
+        "peak": {"float32": 200.0, "bfloat16": 500.0},
+    }
+    assert (
+        roofline.fmt_rate(1000.0, roof, "train", "mixed_bfloat16")
+        == "1,000 (250 GFLOP/s, 50% of peak)"
+    )
+    assert (
+        roofline.fmt_rate(1000.0, roof, "encode", "float32")
+        == "1,000 (50.0 GFLOP/s, 25% of peak)"
+    )
     assert roofline.fmt_rate(1000.0, None, "train", "float32") == "1,000"
 
 
 def test_roofline_keeps_the_best_of_its_measurements():
     def measured(torch_rates, tf_rates):
         flops = {"train": 3e6, "encode": 1e6, "decode": 1e6}
-        return {"size": 8, "flops_per_image": flops,
-                "gflops": {"torch": dict(zip(roofline.PRECISIONS, torch_rates)),
-                           "tensorflow": dict(zip(roofline.PRECISIONS,
-                                                  tf_rates))}}
+        return {
+            "size": 8,
+            "flops_per_image": flops,
+            "gflops": {
+                "torch": dict(zip(roofline.PRECISIONS, torch_rates)),
+                "tensorflow": dict(zip(roofline.PRECISIONS, tf_rates)),
+            },
+        }
 
-    best = roofline.best([measured((80, 300), (150, 350)), {"error": "x"},
-                          measured((90, 380), (120, 340))])
+    best = roofline.best(
+        [
+            measured((80, 300), (150, 350)),
+            {"error": "x"},
+            measured((90, 380), (120, 340)),
+        ]
+    )
     assert best["peak"] == {"float32": 150, "bfloat16": 380}
     assert best["peak_by"] == {"float32": "tensorflow", "bfloat16": "torch"}
     assert best["gflops"]["torch"] == {"float32": 90, "bfloat16": 380}
@@ -267,9 +307,11 @@ def test_the_before_the_fix_variant_passes_keras_conv_transpose_same_weights():
     assert model.decoder_upsampling_layer is None  # the library's default
     assert plain.decoder_upsampling_layer is keras.layers.Conv2DTranspose
     assert {type(layer) for layer in model.decoder.upsamples} == {
-        Conv2DTranspose}
+        Conv2DTranspose
+    }
     assert {type(layer) for layer in plain.decoder.upsamples} == {
-        keras.layers.Conv2DTranspose}
+        keras.layers.Conv2DTranspose
+    }
     for a, b in zip(model.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert cifar10.max_output_difference(model, plain) < 1e-5
@@ -280,63 +322,91 @@ def _peer(value):
 
 
 def _train_row(features, batch_size, ratio, **extra):
-    return {"features": features, "batch_size": batch_size,
-            "keras": {"mixed_bfloat16": 1000.0, "float32": 500.0},
-            "torch": _peer(700.0),
-            "ratio": {"mixed_bfloat16": {**_peer(ratio), "best": ratio},
-                      "float32": {**_peer(0.7), "best": 0.7}},
-            **extra}
+    return {
+        "features": features,
+        "batch_size": batch_size,
+        "keras": {"mixed_bfloat16": 1000.0, "float32": 500.0},
+        "torch": _peer(700.0),
+        "ratio": {
+            "mixed_bfloat16": {**_peer(ratio), "best": ratio},
+            "float32": {**_peer(0.7), "best": 0.7},
+        },
+        **extra,
+    }
 
 
 def _codec_row(op, method, ratio):
-    return {"op": op, "policy": "mixed_bfloat16", "method": method,
-            "images": 64, "keras": 2000.0, "torch": _peer(1500.0),
-            "ratio": {**_peer(ratio), "best": ratio}}
+    return {
+        "op": op,
+        "policy": "mixed_bfloat16",
+        "method": method,
+        "images": 64,
+        "keras": 2000.0,
+        "torch": _peer(1500.0),
+        "ratio": {**_peer(ratio), "best": ratio},
+    }
 
 
 def _results(train_ratios, codec_ratio=1.4):
-    before = dict(keras_conv_transpose=150.0,
-                  keras_conv_transpose_ratio={**_peer(0.2), "best": 0.2},
-                  speedup_of_our_conv_transpose=4.5)
+    before = dict(
+        keras_conv_transpose=150.0,
+        keras_conv_transpose_ratio={**_peer(0.2), "best": 0.2},
+        speedup_of_our_conv_transpose=4.5,
+    )
     return {
         "machine": {"cores": 2},
         "torch_threads": [2, 1],
-        "roofline": {"flops_per_image": {"train": 265e6, "encode": 53e6,
-                                         "decode": 38e6},
-                     "peak": {"float32": 200.0, "bfloat16": 400.0}},
+        "roofline": {
+            "flops_per_image": {"train": 265e6, "encode": 53e6, "decode": 38e6},
+            "peak": {"float32": 200.0, "bfloat16": 400.0},
+        },
         "model": {
             "tensorflow": {
-                "fast_policy": "mixed_bfloat16", "steps_per_execution": 8,
-                "keras_trainable_params": 1, "torch_trainable_params": 1,
-                "train": [_train_row(features, batch, ratio)
-                          for features in ("preset", "plain EMA")
-                          for batch, ratio in zip((32, 128), train_ratios)],
-                "codec": [_codec_row("encode", "model.encode (eager)",
-                                     codec_ratio),
-                          _codec_row("encode", "compiled predict", 0.5),
-                          _codec_row("decode",
-                                     "model.decode_indices (eager)", 1.35)],
+                "fast_policy": "mixed_bfloat16",
+                "steps_per_execution": 8,
+                "keras_trainable_params": 1,
+                "torch_trainable_params": 1,
+                "train": [
+                    _train_row(features, batch, ratio)
+                    for features in ("preset", "plain EMA")
+                    for batch, ratio in zip((32, 128), train_ratios)
+                ],
+                "codec": [
+                    _codec_row("encode", "model.encode (eager)", codec_ratio),
+                    _codec_row("encode", "compiled predict", 0.5),
+                    _codec_row("decode", "model.decode_indices (eager)", 1.35),
+                ],
             },
-            "jax": {"fast_policy": "mixed_bfloat16",
-                    "steps_per_execution": 8,
-                    "keras_trainable_params": 1, "torch_trainable_params": 1,
-                    "train": [_train_row("preset", 32, 0.9, **before)]},
+            "jax": {
+                "fast_policy": "mixed_bfloat16",
+                "steps_per_execution": 8,
+                "keras_trainable_params": 1,
+                "torch_trainable_params": 1,
+                "train": [_train_row("preset", 32, 0.9, **before)],
+            },
         },
     }
 
 
-@pytest.mark.parametrize("train_ratios, codec_ratio, verdicts", [
-    ((1.35, 1.3), 1.4, ("**met**", "**met**")),
-    ((1.35, 1.29), 1.4, ("**not met**", "**met**")),
-    ((1.35, 1.3), 1.2, ("**met**", "**not met**")),
-])
+@pytest.mark.parametrize(
+    "train_ratios, codec_ratio, verdicts",
+    [
+        ((1.35, 1.3), 1.4, ("**met**", "**met**")),
+        ((1.35, 1.29), 1.4, ("**not met**", "**met**")),
+        ((1.35, 1.3), 1.2, ("**met**", "**not met**")),
+    ],
+)
 def test_goal_states_the_issue_target_and_whether_it_is_met(
-        train_ratios, codec_ratio, verdicts):
-    text = "\n".join(throughput.render_goal(
-        _results(train_ratios, codec_ratio)))
-    assert "TensorFlow-backend training at >= 1.3x the strongest PyTorch " \
-        "peer at batch 32 and at batch 128, same run; encode/decode at " \
+    train_ratios, codec_ratio, verdicts
+):
+    text = "\n".join(
+        throughput.render_goal(_results(train_ratios, codec_ratio))
+    )
+    assert (
+        "TensorFlow-backend training at >= 1.3x the strongest PyTorch "
+        "peer at batch 32 and at batch 128, same run; encode/decode at "
         ">= 1.3x likewise" in text
+    )
     assert f"- Training: {verdicts[0]}" in text
     assert f"- Encode/decode: {verdicts[1]}" in text
     assert "plain EMA features, batch 128" in text
@@ -348,41 +418,61 @@ def test_goal_is_not_met_without_batch_128():
     tf = results["model"]["tensorflow"]
     tf["train"] = [row for row in tf["train"] if row["batch_size"] == 32]
     text = "\n".join(throughput.render_goal(results))
-    assert "- Training: **not met** (preset features, batch 32: 1.50x; " \
-        "plain EMA features, batch 32: 1.50x; batch 128 not measured)." \
-        in text
+    assert (
+        "- Training: **not met** (preset features, batch 32: 1.50x; "
+        "plain EMA features, batch 32: 1.50x; batch 128 not measured)." in text
+    )
 
 
 def test_training_and_codec_tables_show_both_peers_and_the_roofline():
     results = _results((1.35, 1.3))
     training = "\n".join(throughput.render_training(results))
-    assert "| PyTorch float32 img/s | PyTorch bf16 autocast + " \
+    assert (
+        "| PyTorch float32 img/s | PyTorch bf16 autocast + "
         "channels_last img/s |" in training
+    )
     assert "Keras / strongest peer |" in training
     assert "the faster, in each round, of 2 threads and 1 thread" in training
     # 1000 img/s x 265 MFLOP = 265 GFLOP/s of a 400 GFLOP/s bf16 peak.
-    assert "| tensorflow | plain EMA | 128 | mixed_bfloat16 | 1,000 (265 " \
-        "GFLOP/s, 66% of peak) | 700 (186 GFLOP/s, 93% of peak) | 700 (186 " \
+    assert (
+        "| tensorflow | plain EMA | 128 | mixed_bfloat16 | 1,000 (265 "
+        "GFLOP/s, 66% of peak) | 700 (186 GFLOP/s, 93% of peak) | 700 (186 "
         "GFLOP/s, 46% of peak) | 1.30x | 1.30x | 1.30x |" in training
-    assert "| jax, decoder with `keras.layers.Conv2DTranspose` (before " \
-        "the fix) | preset | 32 | float32 | 150 (39.8 GFLOP/s, 20% of " \
+    )
+    assert (
+        "| jax, decoder with `keras.layers.Conv2DTranspose` (before "
+        "the fix) | preset | 32 | float32 | 150 (39.8 GFLOP/s, 20% of "
         "peak) |" in training
+    )
     codec = "\n".join(throughput.render_codec(results))
-    assert "| tensorflow | encode | mixed_bfloat16 | model.encode (eager) | " \
-        "2,000 (106 GFLOP/s, 26% of peak) | 1,500 (79.5 GFLOP/s, 40% of " \
+    assert (
+        "| tensorflow | encode | mixed_bfloat16 | model.encode (eager) | "
+        "2,000 (106 GFLOP/s, 26% of peak) | 1,500 (79.5 GFLOP/s, 40% of "
         "peak) |" in codec
+    )
 
 
 def test_profile_table_lists_the_top_ops_by_self_time():
-    profile = {"policy": "mixed_bfloat16", "steps_per_execution": 8,
-               "steps": 16, "traced_s": 1.6, "out_dir": "runs/trace",
-               "ops": [{"type": "Conv2DBackpropFilter", "self_us": 480e3,
-                        "occurrences": 96},
-                       {"type": "_MklMatMul", "self_us": 320e3,
-                        "occurrences": 32}]}
+    profile = {
+        "policy": "mixed_bfloat16",
+        "steps_per_execution": 8,
+        "steps": 16,
+        "traced_s": 1.6,
+        "out_dir": "runs/trace",
+        "ops": [
+            {
+                "type": "Conv2DBackpropFilter",
+                "self_us": 480e3,
+                "occurrences": 96,
+            },
+            {"type": "_MklMatMul", "self_us": 320e3, "occurrences": 32},
+        ],
+    }
     lines = tf_profile.render(profile, top=1)
-    assert "| op type | total self ms | ms per step | % of step (wall) | " \
+    assert (
+        "| op type | total self ms | ms per step | % of step (wall) | "
         "% of op time |" in lines
+    )
     # 480 ms over 16 steps of 100 ms: 30 ms, 30% of a step, 60% of op time.
     assert "| Conv2DBackpropFilter | 480 | 30.00 | 30.0% | 60.0% |" in lines
     assert not any("_MklMatMul" in line for line in lines)
@@ -390,28 +480,47 @@ def test_profile_table_lists_the_top_ops_by_self_time():
 
 def test_sampling_table_lists_each_backend_and_preset():
     results = {
-        "tensorflow": {"rows": [{
-            "preset": "mnist", "latent_shape": [7, 7], "num_embeddings": 128,
-            "parameters": 2072000, "n": 64, "first_call_s": 3.0,
-            "samples_per_s": 50.0, "images_per_s": 40.0,
-        }]},
+        "tensorflow": {
+            "rows": [
+                {
+                    "preset": "mnist",
+                    "latent_shape": [7, 7],
+                    "num_embeddings": 128,
+                    "parameters": 2072000,
+                    "n": 64,
+                    "first_call_s": 3.0,
+                    "samples_per_s": 50.0,
+                    "images_per_s": 40.0,
+                }
+            ]
+        },
         "jax": {"error": "boom"},
     }
     text = "\n".join(sampling.render(results))
-    assert "| tensorflow | mnist | 7x7, K=128 | 2,072,000 | 64 | 50.0 | 40.0 " \
+    assert (
+        "| tensorflow | mnist | 7x7, K=128 | 2,072,000 | 64 | 50.0 | 40.0 "
         "| 3.0 |" in text
+    )
     assert "| jax | failed: boom" in text
     assert sampling.render(None) == []
 
 
-@pytest.mark.parametrize("command, cwd", [
-    ([str(TOOLS / "benchmark")], REPO_ROOT),
-    (["-m", "tools.benchmark"], REPO_ROOT),
-    (["-m", "benchmark"], TOOLS),
-])
+@pytest.mark.parametrize(
+    "command, cwd",
+    [
+        ([str(TOOLS / "benchmark")], REPO_ROOT),
+        (["-m", "tools.benchmark"], REPO_ROOT),
+        (["-m", "benchmark"], TOOLS),
+    ],
+)
 def test_the_package_runs_as_a_folder_and_as_a_module(command, cwd):
-    proc = subprocess.run([sys.executable, *command, "--help"],
-                          capture_output=True, text=True, timeout=60, cwd=cwd)
+    proc = subprocess.run(
+        [sys.executable, *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith(f"usage: {report.COMMAND} ")
     assert "--quick" in proc.stdout
@@ -420,14 +529,22 @@ def test_the_package_runs_as_a_folder_and_as_a_module(command, cwd):
 @pytest.mark.slow  # ~20 s: TensorFlow in a subprocess
 def test_profile_tf_prints_the_top_ops(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(TOOLS / "benchmark"), "--profile-tf",
-         str(tmp_path / "trace")],
-        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT,
+        [
+            sys.executable,
+            str(TOOLS / "benchmark"),
+            "--profile-tf",
+            str(tmp_path / "trace"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| op type | total self ms |" in proc.stdout
-    assert re.search(r"^\| \w+ \| [\d,.]+ \| [\d.]+ \| [\d.]+% \|",
-                     proc.stdout, re.M), proc.stdout
+    assert re.search(
+        r"^\| \w+ \| [\d,.]+ \| [\d.]+ \| [\d.]+% \|", proc.stdout, re.M
+    ), proc.stdout
     assert list((tmp_path / "trace").glob("plugins/profile/*/*.xplane.pb"))
 
 
@@ -435,15 +552,27 @@ def test_profile_tf_prints_the_top_ops(tmp_path):
 def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
     output = tmp_path / "bench.md"
     proc = subprocess.run(
-        [sys.executable, str(TOOLS / "benchmark"), "--quick",
-         "--backends", "tensorflow,torch", "--output", str(output)],
-        capture_output=True, text=True, timeout=900, cwd=REPO_ROOT,
+        [
+            sys.executable,
+            str(TOOLS / "benchmark"),
+            "--quick",
+            "--backends",
+            "tensorflow,torch",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO_ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = output.read_text()
     assert report.BEGIN in text and report.END in text
-    assert "- Command: `python tools/benchmark --quick --backends " \
+    assert (
+        "- Command: `python tools/benchmark --quick --backends "
         "tensorflow,torch --output" in text
+    )
     assert re.search(r"Machine: \d+ cores", text)
     rate = r"[\d,.]+ \([\d,.]+ GFLOP/s, \d+% of peak\)"
     for backend in ("tensorflow", "torch"):
@@ -451,25 +580,38 @@ def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
             row = re.search(
                 rf"^\| {backend} \| {features} \| 32 \| float32 \| {rate} "
                 rf"\| {rate} \| {rate} \| (\d+\.\d+)x \| (\d+\.\d+)x \| "
-                r"(\d+\.\d+)x \|", text, re.M,
+                r"(\d+\.\d+)x \|",
+                text,
+                re.M,
             )
             assert row, f"no {features} training row for {backend}:\n{text}"
             assert float(row.group(3)) > 0
         assert re.search(rf"^\| {backend} \| encode \|", text, re.M)
         assert re.search(rf"^\| {backend} \| decode \|", text, re.M)
-    assert "Trainable parameters: Keras 662,723, PyTorch reference 662,723 " \
+    assert (
+        "Trainable parameters: Keras 662,723, PyTorch reference 662,723 "
         "(equal)" in text
-    assert "TensorFlow-backend training at >= 1.3x the strongest PyTorch " \
+    )
+    assert (
+        "TensorFlow-backend training at >= 1.3x the strongest PyTorch "
         "peer" in text
-    assert re.search(r"^\| bfloat16 \| [\d,.]+ \| [\d,.]+ \| [\d,.]+ "
-                     r"\((torch|tensorflow)\) \|", text, re.M), text
-    quantizer_row = re.search(r"^\| 1024 \| 128 \| 64 \| ([\d.]+) \|", text,
-                              re.M)
+    )
+    assert re.search(
+        r"^\| bfloat16 \| [\d,.]+ \| [\d,.]+ \| [\d,.]+ "
+        r"\((torch|tensorflow)\) \|",
+        text,
+        re.M,
+    ), text
+    quantizer_row = re.search(
+        r"^\| 1024 \| 128 \| 64 \| ([\d.]+) \|", text, re.M
+    )
     assert quantizer_row, text
     for backend in ("tensorflow", "torch"):
         sampling_row = re.search(
             rf"^\| {backend} \| mnist \| 7x7, K=128 \| [\d,]+ \| 4 \| "
-            r"([\d,.]+) \|", text, re.M,
+            r"([\d,.]+) \|",
+            text,
+            re.M,
         )
         assert sampling_row, f"no sampling row for {backend}:\n{text}"
         assert float(sampling_row.group(1).replace(",", "")) > 0

@@ -66,7 +66,9 @@ def test_bundled_configs_hold_their_table_entries(name):
     folder = PresetFolder.resolve(name)
     saved = folder.saved_config("model")["config"]
     for key, value in VQVAE_PRESETS[name]["config"].items():
-        assert saved[key] == (list(value) if isinstance(value, tuple) else value), key
+        assert saved[key] == (
+            list(value) if isinstance(value, tuple) else value
+        ), key
     saved_prior = folder.saved_config("prior")["config"]
     for key, value in PIXELCNN_PRIOR_PRESETS[name]["config"].items():
         assert saved_prior[key] == value, key
@@ -102,7 +104,9 @@ def update_golden(names):
         entries = {key: arrays[key] for key in arrays.files}
     for name in names:
         images = entries[f"{name}/images"]
-        entries = {k: v for k, v in entries.items() if not k.startswith(name + "/")}
+        entries = {
+            k: v for k, v in entries.items() if not k.startswith(name + "/")
+        }
         entries.update(golden_outputs(name, images))
     np.savez_compressed(GOLDEN, **entries)
 

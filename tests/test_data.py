@@ -246,9 +246,7 @@ def test_load_split_dispatch(tmp_path):
     write_png(
         tmp_path / "photos" / "test" / "x" / "b.png", (4, 5, 6), size=(6, 6)
     )
-    images, labels = data.load_split(
-        tmp_path / "photos", "test", image_size=4
-    )
+    images, labels = data.load_split(tmp_path / "photos", "test", image_size=4)
     assert images.shape == (1, 4, 4, 3) and images[0, 0, 0].tolist() == [
         4,
         5,
@@ -466,7 +464,9 @@ def test_maximum_likelihood_scale_beats_the_rms_scale():
     best = metrics.fit_discretized_gaussian_scale(images, means, norm)
 
     def nll(scale):
-        return metrics.discretized_gaussian_nll(images, means, scale, norm).mean()
+        return metrics.discretized_gaussian_nll(
+            images, means, scale, norm
+        ).mean()
 
     assert nll(best) < nll(rms)
     assert nll(best) <= min(nll(best * 0.9), nll(best * 1.1))

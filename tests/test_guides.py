@@ -28,7 +28,13 @@ except ImportError:  # pragma: no cover - when tests/ is not on sys.path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GUIDES = REPO_ROOT / "guides"
-HEADER_FIELDS = ("Title", "Author", "Date created", "Last modified", "Description")
+HEADER_FIELDS = (
+    "Title",
+    "Author",
+    "Date created",
+    "Last modified",
+    "Description",
+)
 
 # Every guide and the tests that run it; test_every_guide_is_run checks that
 # no guide is left out.
@@ -51,7 +57,9 @@ def _quick_env(out_dir, backend="tensorflow", hf_home=None, base_env=None):
     if base_env is None:
         # Keep the developer's Hub configuration out, and the Hub offline.
         env = {k: v for k, v in env.items() if not k.startswith("HF_")}
-        env.update(HF_HUB_OFFLINE="1", HF_HOME=str(hf_home or out_dir / "hf_home"))
+        env.update(
+            HF_HUB_OFFLINE="1", HF_HOME=str(hf_home or out_dir / "hf_home")
+        )
     env.update(
         KERAS_VQVAE_GUIDE_QUICK="1",
         KERAS_VQVAE_DATA=str(DATASETS),
@@ -99,7 +107,8 @@ def test_every_guide_is_run():
     assert guides, f"no guides in {GUIDES}"
     assert sorted(RUN_BY) == guides
     defined = {
-        name for name, value in globals().items()
+        name
+        for name, value in globals().items()
         if name.startswith("test_") and callable(value)
     }
     assert set(RUN_BY.values()) <= defined
@@ -112,14 +121,18 @@ def test_guide_follows_the_keras_io_format(name):
     header = ast.get_docstring(module, clean=False)
     assert header, f"{name} has no header docstring"
     fields = dict(
-        line.split(":", 1) for line in header.strip().splitlines() if ":" in line
+        line.split(":", 1)
+        for line in header.strip().splitlines()
+        if ":" in line
     )
     for field in HEADER_FIELDS:
         assert fields.get(field, "").strip(), f"{name}: header lacks {field!r}"
     # Prose cells are bare string expressions between the code cells.
     prose = [
-        node for node in module.body[1:]
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        node
+        for node in module.body[1:]
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
         and isinstance(node.value.value, str)
     ]
     assert len(prose) >= 3, f"{name}: expected markdown cells between the code"
@@ -164,7 +177,11 @@ def test_train_a_prior_and_sample(tmp_path):
     result = run_guide("train_a_prior_and_sample.py", _quick_env(tmp_path))
     assert_files(
         tmp_path,
-        ["samples_per_class.png", "temperatures.png", "bundled_prior_samples.png"],
+        [
+            "samples_per_class.png",
+            "temperatures.png",
+            "bundled_prior_samples.png",
+        ],
     )
     assert "bits/dim" in result.stdout
 
@@ -198,7 +215,9 @@ def test_publish_a_preset_to_local_hub(tmp_path):
         files = server.storage.files("user/vqvae-demo")
         for name in PRESET_FILES:
             local = (tmp_path / "out" / "vqvae-demo" / name).read_bytes()
-            assert server.storage.read_file("user/vqvae-demo", name) == local, name
+            assert server.storage.read_file("user/vqvae-demo", name) == local, (
+                name
+            )
     assert sorted(files) == sorted(PRESET_FILES)
     assert "reconstructions identical to the local model: True" in result.stdout
     assert (tmp_path / "hf_home" / "hub" / "models--user--vqvae-demo").is_dir()

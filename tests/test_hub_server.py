@@ -426,8 +426,11 @@ except Exception as e:
     print("REFUSED", type(e).__name__, e)
 """
     result = subprocess.run(
-        [sys.executable, "-c", script], env=hub_client_env(hub.url, tmp_path / "home"),
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", script],
+        env=hub_client_env(hub.url, tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert "REFUSED" in result.stdout, result.stdout + result.stderr[-2000:]
     assert "Invalid metadata in README.md" in result.stdout

@@ -291,28 +291,40 @@ def test_incremental_sampler_matches_reference(
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 def test_block_steps_reproduce_the_full_block(kernel_size, mask_type):
     """`vertical_row` / `horizontal_step` on windows of the (shifted,
-    padded) inputs give every row / position of `vertical` / `horizontal`."""
+    padded) inputs give every row / position of `vertical` / `horizontal`,
+    with class labels and a condition map."""
     b, h, w, c = 3, 4, 5, 6
     p = kernel_size // 2
     block = GatedPixelCNNBlock(
-        c, kernel_size=kernel_size, mask_type=mask_type, num_classes=2
+        c,
+        kernel_size=kernel_size,
+        mask_type=mask_type,
+        num_classes=2,
+        condition_dim=3,
     )
     block.build((None, h, w, c))
     rng = np.random.default_rng(0)
     v = rng.normal(size=(b, h, w, c)).astype("float32")
     hx = rng.normal(size=(b, h, w, c)).astype("float32")
     labels = np.array([0, 1, 1])
-    v_feat, v_out = block.vertical(ops.convert_to_tensor(v), labels)
-    h_out = _np(block.horizontal(ops.convert_to_tensor(hx), v_feat, labels))
+    condition = rng.normal(size=(b, h, w, 3)).astype("float32")
+    v_feat, v_out = block.vertical(ops.convert_to_tensor(v), labels, condition)
+    h_out = _np(
+        block.horizontal(ops.convert_to_tensor(hx), v_feat, labels, condition)
+    )
+    unconditioned = block.vertical(
+        ops.convert_to_tensor(v), labels, condition * 0
+    )
+    assert np.abs(_np(unconditioned[1]) - _np(v_out)).max() > 1e-3
     v_out = _np(v_out)
     shift = 1 if mask_type == "A" else 0
     # Zeros above / left of the map (plus the type-A shift), p columns right.
     v_pad = np.pad(v, [(0, 0), (p + shift, 0), (p, p), (0, 0)])
     h_pad = np.pad(hx, [(0, 0), (0, 0), (p + shift, 0), (0, 0)])
-    weights = block.step_weights(labels)
+    weights = block.step_weights(labels, condition)
     for i in range(h):
         window = ops.convert_to_tensor(v_pad[:, i : i + p + 1])
-        v_h, v_row = block.vertical_row(window, weights)
+        v_h, v_row = block.vertical_row(window, weights, i)
         np.testing.assert_allclose(_np(v_row)[:, 0], v_out[:, i], atol=1e-5)
         for j in range(w):
             window = ops.convert_to_tensor(

@@ -5,7 +5,9 @@ from keras_vqvae import precision
 
 def test_auto_picks_bfloat16_only_where_the_hardware_has_units(monkeypatch):
     monkeypatch.setattr(precision, "_has_gpu", lambda: False)
-    monkeypatch.setattr(precision, "_cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(
+        precision, "_cpu_flags", lambda: {"avx2", "avx512_bf16"}
+    )
     policy, reason = precision.training_policy("auto")
     assert policy == "mixed_bfloat16" and "AVX512-BF16" in reason
     monkeypatch.setattr(precision, "_cpu_flags", lambda: {"avx2"})

@@ -43,7 +43,10 @@ def test_local_folder_round_trip(preset_dir):
     files = sorted(p.name for p in preset_dir.iterdir())
     assert files == ["config.json", "metadata.json", "model.weights.h5"]
     metadata = json.loads((preset_dir / "metadata.json").read_text())
-    assert metadata["preset"] == "tiny" and "model.weights.h5" in metadata["sha256"]
+    assert (
+        metadata["preset"] == "tiny"
+        and "model.weights.h5" in metadata["sha256"]
+    )
 
 
 def test_trained_model_preset_holds_model_weights_only(tmp_path):
@@ -151,7 +154,10 @@ np.save(sys.argv[3], model.reconstruct(images))
 
 def run_python(args, env, check=True):
     result = subprocess.run(
-        [sys.executable, *args], env=env, capture_output=True, text=True,
+        [sys.executable, *args],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     if check and result.returncode != 0:
@@ -184,42 +190,87 @@ def test_upload_then_from_preset_through_hub_client(preset_dir, tmp_path):
     endpoint = server.start()
     try:
         env = hub_env(endpoint, tmp_path / "uploader_home")
-        dry = run_python([upload, str(preset_dir), "user/vqvae-tiny", "--dry-run"], env)
+        dry = run_python(
+            [upload, str(preset_dir), "user/vqvae-tiny", "--dry-run"], env
+        )
         assert "would upload model.weights.h5" in dry.stdout
         assert not server.storage.exists("user/vqvae-tiny")
 
-        out = run_python([upload, str(preset_dir), "user/vqvae-tiny"], env).stdout
+        out = run_python(
+            [upload, str(preset_dir), "user/vqvae-tiny"], env
+        ).stdout
         commit = out.split("commit ")[1].split()[0]
         assert len(commit) == 40
         uploaded = server.storage.files("user/vqvae-tiny")
-        assert {"config.json", "metadata.json", "model.weights.h5", "README.md"} <= set(uploaded)
+        assert {
+            "config.json",
+            "metadata.json",
+            "model.weights.h5",
+            "README.md",
+        } <= set(uploaded)
 
         env = hub_env(endpoint, tmp_path / "user_home")
-        for handle in ("hf://user/vqvae-tiny", f"hf://user/vqvae-tiny@{commit}"):
-            run_python(["-c", LOAD, handle, str(tmp_path / "images.npy"),
-                        str(tmp_path / "hub.npy")], env)
-            np.testing.assert_array_equal(np.load(tmp_path / "hub.npy"), expected)
+        for handle in (
+            "hf://user/vqvae-tiny",
+            f"hf://user/vqvae-tiny@{commit}",
+        ):
+            run_python(
+                [
+                    "-c",
+                    LOAD,
+                    handle,
+                    str(tmp_path / "images.npy"),
+                    str(tmp_path / "hub.npy"),
+                ],
+                env,
+            )
+            np.testing.assert_array_equal(
+                np.load(tmp_path / "hub.npy"), expected
+            )
 
         other = VQVAE(**{**TINY, "hidden_dim": 12})
         other.save_to_preset(tmp_path / "other")
-        refused = run_python([upload, str(tmp_path / "other"), "user/vqvae-tiny"],
-                             hub_env(endpoint, tmp_path / "uploader_home"), check=False)
-        assert refused.returncode == 1 and "different architecture" in refused.stderr
-        forced = run_python([upload, str(tmp_path / "other"), "user/vqvae-tiny", "--force"],
-                            hub_env(endpoint, tmp_path / "uploader_home"))
+        refused = run_python(
+            [upload, str(tmp_path / "other"), "user/vqvae-tiny"],
+            hub_env(endpoint, tmp_path / "uploader_home"),
+            check=False,
+        )
+        assert (
+            refused.returncode == 1
+            and "different architecture" in refused.stderr
+        )
+        forced = run_python(
+            [upload, str(tmp_path / "other"), "user/vqvae-tiny", "--force"],
+            hub_env(endpoint, tmp_path / "uploader_home"),
+        )
         assert "commit" in forced.stdout
     finally:
         server.stop()
 
     # Hub gone: the filled cache still serves the pinned commit offline ...
-    run_python(["-c", LOAD, f"hf://user/vqvae-tiny@{commit}",
-                str(tmp_path / "images.npy"), str(tmp_path / "offline.npy")],
-               hub_env(endpoint, tmp_path / "user_home", offline=True))
+    run_python(
+        [
+            "-c",
+            LOAD,
+            f"hf://user/vqvae-tiny@{commit}",
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "offline.npy"),
+        ],
+        hub_env(endpoint, tmp_path / "user_home", offline=True),
+    )
     np.testing.assert_array_equal(np.load(tmp_path / "offline.npy"), expected)
     # ... and an empty cache gives a clear error.
-    failed = run_python(["-c", LOAD, "hf://user/vqvae-tiny", str(tmp_path / "images.npy"),
-                         str(tmp_path / "x.npy")],
-                        hub_env(endpoint, tmp_path / "empty_home"), check=False)
+    failed = run_python(
+        [
+            "-c",
+            LOAD,
+            "hf://user/vqvae-tiny",
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "x.npy"),
+        ],
+        hub_env(endpoint, tmp_path / "empty_home"),
+        check=False,
+    )
     assert failed.returncode == 3, failed.stdout + failed.stderr[-2000:]
     assert "unreachable" in failed.stdout
 
@@ -232,16 +283,25 @@ def test_malformed_hub_handle():
 def test_invalid_config_values_name_the_file(preset_dir):
     config_path = preset_dir / "config.json"
     config = json.loads(config_path.read_text())
-    for key, value in [("num_embeddings", "abc"), ("image_shape", [0, 16, 3]),
-                       ("data_variance", 0.0),
-                       ("normalization", {"scale": 0, "offset": 0})]:
+    for key, value in [
+        ("num_embeddings", "abc"),
+        ("image_shape", [0, 16, 3]),
+        ("data_variance", 0.0),
+        ("normalization", {"scale": 0, "offset": 0}),
+    ]:
         broken = {**config, "config": {**config["config"], key: value}}
         config_path.write_text(json.dumps(broken))
-        with pytest.raises(PresetError, match="config.json holds an invalid config") as info:
+        with pytest.raises(
+            PresetError, match="config.json holds an invalid config"
+        ) as info:
             VQVAE.from_preset(preset_dir)
         assert key.split("_")[0] in str(info.value)
-    for broken in ([1, 2], {"class_name": "VQVAE"},
-                   {**config, "format_version": "2"}, {**config, "format_version": None}):
+    for broken in (
+        [1, 2],
+        {"class_name": "VQVAE"},
+        {**config, "format_version": "2"},
+        {**config, "format_version": None},
+    ):
         config_path.write_text(json.dumps(broken))
         with pytest.raises(PresetError):
             VQVAE.from_preset(preset_dir)
@@ -250,13 +310,21 @@ def test_invalid_config_values_name_the_file(preset_dir):
 def test_prior_is_bound_to_the_codebook_it_was_trained_on(preset_dir):
     from keras_vqvae.models import PixelCNNPrior
 
-    PixelCNNPrior(16, (4, 4), hidden_dim=4, num_layers=1).save_to_preset(preset_dir)
+    PixelCNNPrior(16, (4, 4), hidden_dim=4, num_layers=1).save_to_preset(
+        preset_dir
+    )
     PixelCNNPrior.from_preset(preset_dir)
     metadata_path = preset_dir / "metadata.json"
     metadata = json.loads(metadata_path.read_text())
-    assert metadata["prior"]["vqvae_sha256"] == metadata["sha256"]["model.weights.h5"]
+    assert (
+        metadata["prior"]["vqvae_sha256"]
+        == metadata["sha256"]["model.weights.h5"]
+    )
 
-    tampered = {**metadata, "prior": {**metadata["prior"], "vqvae_sha256": "0" * 64}}
+    tampered = {
+        **metadata,
+        "prior": {**metadata["prior"], "vqvae_sha256": "0" * 64},
+    }
     metadata_path.write_text(json.dumps(tampered))
     with pytest.raises(PresetError, match="trained on other VQ-VAE weights"):
         PixelCNNPrior.from_preset(preset_dir)
@@ -287,14 +355,23 @@ def test_hub_failures_are_one_line_errors_and_the_cache_can_be_repaired(
     endpoint = server.start()
     try:
         no_token = {**hub_env(endpoint, tmp_path / "anonymous"), "HF_TOKEN": ""}
-        refused = run_python([upload, str(preset_dir), "user/tiny"], no_token, check=False)
+        refused = run_python(
+            [upload, str(preset_dir), "user/tiny"], no_token, check=False
+        )
         assert refused.returncode == 1
         assert "error:" in refused.stderr and "Traceback" not in refused.stderr
-        run_python([upload, str(preset_dir), "user/tiny"],
-                   hub_env(endpoint, tmp_path / "uploader"))
+        run_python(
+            [upload, str(preset_dir), "user/tiny"],
+            hub_env(endpoint, tmp_path / "uploader"),
+        )
         env = hub_env(endpoint, tmp_path / "user")
-        args = ["-c", LOAD_FORCED, "hf://user/tiny", str(tmp_path / "images.npy"),
-                str(tmp_path / "out.npy")]
+        args = [
+            "-c",
+            LOAD_FORCED,
+            "hf://user/tiny",
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.npy"),
+        ]
         run_python(args, env)
         blobs = list((tmp_path / "user").rglob("blobs/*"))
         weights = max(blobs, key=lambda p: p.stat().st_size)
@@ -302,15 +379,22 @@ def test_hub_failures_are_one_line_errors_and_the_cache_can_be_repaired(
         data[len(data) // 2] ^= 0xFF
         weights.write_bytes(bytes(data))
         damaged = run_python(args, env, check=False)
-        assert damaged.returncode == 3 and "force_download=True" in damaged.stdout
+        assert (
+            damaged.returncode == 3 and "force_download=True" in damaged.stdout
+        )
         run_python(args + ["--force"], env)
         np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
     finally:
         server.stop()
-    unreachable = run_python([upload, str(preset_dir), "user/tiny"],
-                             hub_env(endpoint, tmp_path / "uploader"), check=False)
+    unreachable = run_python(
+        [upload, str(preset_dir), "user/tiny"],
+        hub_env(endpoint, tmp_path / "uploader"),
+        check=False,
+    )
     assert unreachable.returncode == 1
-    assert "Cannot reach the Hub" in unreachable.stderr, unreachable.stderr[-2000:]
+    assert "Cannot reach the Hub" in unreachable.stderr, unreachable.stderr[
+        -2000:
+    ]
     assert "Traceback" not in unreachable.stderr
 
 
@@ -334,7 +418,8 @@ def test_bundled_model_cards_are_valid_hub_metadata():
         card = ModelCard.load(REPO_ROOT / "presets" / name / "README.md")
         assert card.data.pipeline_tag == "image-to-image"
         assert card.data.eval_results and all(
-            r.dataset_type and r.dataset_split == "test" for r in card.data.eval_results
+            r.dataset_type and r.dataset_split == "test"
+            for r in card.data.eval_results
         )
         assert 'keras.saving.load_model("hf://' in card.text
 
@@ -353,10 +438,20 @@ def test_keras_load_model_from_the_hub(preset_dir, tmp_path):
     expected = VQVAE.from_preset(preset_dir).encode(IMAGES)
     upload = str(REPO_ROOT / "tools" / "upload_preset.py")
     with HubServer(tmp_path / "hub") as server:
-        run_python([upload, str(preset_dir), "user/tiny"],
-                   hub_env(server.url, tmp_path / "uploader"))
-        run_python(["-c", KERAS_LOAD, "hf://user/tiny", str(tmp_path / "images.npy"),
-                    str(tmp_path / "codes.npy")], hub_env(server.url, tmp_path / "user"))
+        run_python(
+            [upload, str(preset_dir), "user/tiny"],
+            hub_env(server.url, tmp_path / "uploader"),
+        )
+        run_python(
+            [
+                "-c",
+                KERAS_LOAD,
+                "hf://user/tiny",
+                str(tmp_path / "images.npy"),
+                str(tmp_path / "codes.npy"),
+            ],
+            hub_env(server.url, tmp_path / "user"),
+        )
     np.testing.assert_array_equal(np.load(tmp_path / "codes.npy"), expected)
 
 
@@ -368,5 +463,9 @@ def test_upload_refuses_a_card_the_hub_would_refuse(preset_dir):
         "---\nmodel-index:\n- name: x\n  results:\n  - task: {type: image-to-image}\n"
         "    metrics:\n    - {type: psnr, value: 25.0}\n---\n"
     )
-    with pytest.raises(UploadError, match="metadata the Hugging Face Hub would refuse"):
-        upload_preset(preset_dir, "user/tiny", dry_run=True, log=lambda *_: None)
+    with pytest.raises(
+        UploadError, match="metadata the Hugging Face Hub would refuse"
+    ):
+        upload_preset(
+            preset_dir, "user/tiny", dry_run=True, log=lambda *_: None
+        )

@@ -66,7 +66,14 @@ def test_readme_examples_run_in_order(tmp_path):
             continue
         for command in bash_commands(code):
             run(["bash", "-c", localised(command)], tmp_path, env)
-    for name in ("reconstructions.png", "samples.png", "codes.npy",
-                 "decoded.png", "sevens.png", "my_grid.png", "vqvae.keras"):
+    for name in (
+        "reconstructions.png",
+        "samples.png",
+        "codes.npy",
+        "decoded.png",
+        "sevens.png",
+        "my_grid.png",
+        "vqvae.keras",
+    ):
         assert (tmp_path / "outputs" / name).is_file(), name
     assert (tmp_path / "outputs" / "my_mnist" / "prior.weights.h5").is_file()

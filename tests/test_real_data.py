@@ -14,9 +14,22 @@ def run_pytest_without_data(tmp_path, ci):
     if ci:
         env["CI"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(TESTS / "test_data.py"), "-k", "load_arrays_mnist_test"],
-        env=env, capture_output=True, text=True, timeout=300, cwd=TESTS.parent,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(TESTS / "test_data.py"),
+            "-k",
+            "load_arrays_mnist_test",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=TESTS.parent,
     )
 
 

@@ -36,23 +36,31 @@ def test_mu_law_round_trip_and_levels():
     # 8-bit mu-law: small errors near 0, larger near +-1.
     error = np.abs(mu_law_decode(levels) - x)
     assert error[np.abs(x) < 0.01].max() < 2e-4 and error.max() < 0.025
-    tensor = keras.ops.convert_to_numpy(mu_law_encode(keras.ops.convert_to_tensor(x)))
+    tensor = keras.ops.convert_to_numpy(
+        mu_law_encode(keras.ops.convert_to_tensor(x))
+    )
     np.testing.assert_array_equal(tensor, levels)
 
 
 def test_fit_trains_encoder_and_decoder_through_the_codes():
     model = SpeechVQVAE(**SMALL)
     audio = tones()[..., None]
-    encoder_before = keras.ops.convert_to_numpy(model.encoder.downsamples[0].kernel)
+    encoder_before = keras.ops.convert_to_numpy(
+        model.encoder.downsamples[0].kernel
+    )
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = model.fit(
         {"audio": audio, "speakers": np.array([0, 1, 0, 1])},
-        epochs=4, batch_size=2, verbose=0,
+        epochs=4,
+        batch_size=2,
+        verbose=0,
     )
     losses = history.history["reconstruction_loss"]
     assert np.isfinite(history.history["loss"]).all()
     assert losses[-1] < losses[0] < np.log(256) + 0.1  # nats per sample
-    encoder_after = keras.ops.convert_to_numpy(model.encoder.downsamples[0].kernel)
+    encoder_after = keras.ops.convert_to_numpy(
+        model.encoder.downsamples[0].kernel
+    )
     assert np.abs(encoder_after - encoder_before).max() > 0  # straight-through
 
 
@@ -84,7 +92,10 @@ def test_config_and_keras_file_round_trip(tmp_path):
         restored.decode(model.encode(clip), "ben", seed=0),
         model.decode(model.encode(clip), "ben", seed=0),
     )
-    assert SpeechVQVAE.from_config(model.get_config()).get_config() == model.get_config()
+    assert (
+        SpeechVQVAE.from_config(model.get_config()).get_config()
+        == model.get_config()
+    )
 
 
 def test_bad_audio_gets_clear_errors_or_stated_conversions():
@@ -97,7 +108,9 @@ def test_bad_audio_gets_clear_errors_or_stated_conversions():
         model.encode(np.full(128, np.nan, "float32"))
     with pytest.raises(DataError, match=r"\[-1, 1\]"):
         model.encode(np.full(128, 3.0, "float32"))
-    with pytest.raises(DataError, match="Unknown speaker 'carl'.*0: anna, 1: ben"):
+    with pytest.raises(
+        DataError, match="Unknown speaker 'carl'.*0: anna, 1: ben"
+    ):
         model.decode(np.zeros(2, "int32"), "carl")
     with pytest.raises(ValueError, match=r"\[0, 16\)"):
         model.decode(np.full(2, 99), "anna")
@@ -105,9 +118,14 @@ def test_bad_audio_gets_clear_errors_or_stated_conversions():
         clip = model.prepare_audio(tones(1, 2205)[0], sample_rate=22050)
     assert clip.shape == (1600, 1)
     with pytest.warns(UserWarning, match="2 channels: downmixed"):
-        assert model.prepare_audio(np.zeros((128, 2), "float32")).shape == (128, 1)
+        assert model.prepare_audio(np.zeros((128, 2), "float32")).shape == (
+            128,
+            1,
+        )
     with pytest.raises(ValueError, match="multiple of 64"):
-        model({"audio": np.zeros((1, 100, 1), "float32"), "speakers": np.zeros(1)})
+        model(
+            {"audio": np.zeros((1, 100, 1), "float32"), "speakers": np.zeros(1)}
+        )
 
 
 def test_preset_round_trip(tmp_path):
@@ -132,8 +150,19 @@ def test_cli_converts_encodes_and_decodes_audio_files(tmp_path, capsys):
     soundfile.write(tmp_path / "in.wav", stereo, 22050)
     out = tmp_path / "out.wav"
     with pytest.warns(UserWarning) as warned:
-        status = main(["convert-speaker", "--preset", str(preset), "--audio",
-                       str(tmp_path / "in.wav"), "--speaker", "ben", "--out", str(out)])
+        status = main(
+            [
+                "convert-speaker",
+                "--preset",
+                str(preset),
+                "--audio",
+                str(tmp_path / "in.wav"),
+                "--speaker",
+                "ben",
+                "--out",
+                str(out),
+            ]
+        )
     assert status == 0
     said = " ".join(str(w.message) for w in warned)
     assert "downmixed" in said and "resampled" in said
@@ -144,16 +173,66 @@ def test_cli_converts_encodes_and_decodes_audio_files(tmp_path, capsys):
 
     codes = tmp_path / "codes.npy"
     soundfile.write(tmp_path / "mono.wav", tones(1, 640)[0], 16000)
-    assert main(["encode-audio", "--preset", str(preset), "--audio",
-                 str(tmp_path / "mono.wav"), "--out", str(codes)]) == 0
+    assert (
+        main(
+            [
+                "encode-audio",
+                "--preset",
+                str(preset),
+                "--audio",
+                str(tmp_path / "mono.wav"),
+                "--out",
+                str(codes),
+            ]
+        )
+        == 0
+    )
     assert np.load(codes).shape == (10,)
-    assert main(["decode-audio", "--preset", str(preset), "--codes", str(codes),
-                 "--speaker", "1", "--out", str(tmp_path / "dec.wav")]) == 0
+    assert (
+        main(
+            [
+                "decode-audio",
+                "--preset",
+                str(preset),
+                "--codes",
+                str(codes),
+                "--speaker",
+                "1",
+                "--out",
+                str(tmp_path / "dec.wav"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["convert-speaker", "--preset", str(preset), "--audio",
-                 str(tmp_path / "mono.wav"), "--speaker", "carl"]) == 1
-    assert "Known speakers (id: name): 0: anna, 1: ben" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "convert-speaker",
+                "--preset",
+                str(preset),
+                "--audio",
+                str(tmp_path / "mono.wav"),
+                "--speaker",
+                "carl",
+            ]
+        )
+        == 1
+    )
+    assert (
+        "Known speakers (id: name): 0: anna, 1: ben" in capsys.readouterr().err
+    )
     (tmp_path / "bad.wav").write_bytes(b"not audio")
-    assert main(["encode-audio", "--preset", str(preset), "--audio",
-                 str(tmp_path / "bad.wav")]) == 1
+    assert (
+        main(
+            [
+                "encode-audio",
+                "--preset",
+                str(preset),
+                "--audio",
+                str(tmp_path / "bad.wav"),
+            ]
+        )
+        == 1
+    )
     assert "Cannot read" in capsys.readouterr().err

@@ -109,7 +109,9 @@ def test_load_split_reads_an_offline_tfds_data_dir(
     # $TFDS_DATA_DIR stands for data_dir (how the CLI is pointed at one).
     monkeypatch.setenv("TFDS_DATA_DIR", str(data_dir))
     model = types.SimpleNamespace(image_shape=(32, 32, 3))
-    images, labels = data.load_split("tfds:mnist", "train", model=model, limit=8)
+    images, labels = data.load_split(
+        "tfds:mnist", "train", model=model, limit=8
+    )
     assert images.shape == (8, 32, 32, 3)
     np.testing.assert_array_equal(labels, slices["train"][1][:8])
     assert [call["data_dir"] for call in load_calls] == [str(data_dir)] * 2

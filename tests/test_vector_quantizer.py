@@ -125,7 +125,9 @@ def test_codebook_loss_moves_only_codebook_commitment_only_encoder():
         tf.convert_to_tensor(grad_e_commit), 0.0
     )
     np.testing.assert_allclose(
-        grad_z_commit, 2.0 * (z - quantized) / tf.size(z, out_type=tf.float32), rtol=1e-5
+        grad_z_commit,
+        2.0 * (z - quantized) / tf.size(z, out_type=tf.float32),
+        rtol=1e-5,
     )
     assert np.abs(tf.convert_to_tensor(grad_e_codebook)).sum() > 0
 
@@ -168,9 +170,7 @@ def test_ema_codebook_changes_only_in_training():
 
 @pytest.mark.parametrize("layer_class", QUANTIZERS_WITH_UPDATES)
 def test_frozen_quantizer_keeps_its_state_in_training(layer_class):
-    layer = layer_class(
-        8, 4, kmeans_init=True, dead_code_threshold=0.5, seed=6
-    )
+    layer = layer_class(8, 4, kmeans_init=True, dead_code_threshold=0.5, seed=6)
     z = np.random.default_rng(6).normal(size=(16, 4)).astype("float32")
     layer(z)
     before = [w.numpy().copy() for w in layer.weights if "batch_" not in w.name]
@@ -346,7 +346,9 @@ def test_ema_restart_resets_statistics_consistently():
 
 def test_bad_inputs_raise_clear_errors():
     layer = VectorQuantizer(16, 8)
-    with pytest.raises(ValueError, match=r"expects inputs of shape \(\.\.\., 8\)"):
+    with pytest.raises(
+        ValueError, match=r"expects inputs of shape \(\.\.\., 8\)"
+    ):
         layer(np.zeros((2, 4, 4, 3), "float32"))
     with pytest.raises(ValueError, match="at least one leading axis"):
         VectorQuantizer(16, 8)(np.zeros((8,), "float32"))
@@ -365,7 +367,9 @@ def test_distances_in_float32_under_mixed_precision():
     assert keras.backend.standardize_dtype(layer.codebook.dtype) == "float32"
     np.testing.assert_array_equal(
         ops.convert_to_numpy(indices),
-        nearest_numpy(z.astype("float16").astype("float32"), layer.codebook.numpy()),
+        nearest_numpy(
+            z.astype("float16").astype("float32"), layer.codebook.numpy()
+        ),
     )
 
 

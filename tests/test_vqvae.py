@@ -29,7 +29,12 @@ def test_blocks_follow_the_paper_shapes():
     kernels = [conv.kernel.shape for conv in encoder.downsamples]
     assert kernels == [(4, 4, 3, 64), (4, 4, 64, 128)]
     stack = ResidualStack(16, 2, 4)
-    assert tuple(stack(np.ones((1, 4, 4, 16), "float32")).shape) == (1, 4, 4, 16)
+    assert tuple(stack(np.ones((1, 4, 4, 16), "float32")).shape) == (
+        1,
+        4,
+        4,
+        16,
+    )
     with pytest.raises(ValueError, match=r"\(batch, height, width, 16\)"):
         ResidualStack(16, 2, 4)(np.ones((1, 4, 4, 8), "float32"))
 
@@ -58,8 +63,14 @@ def test_fit_lowers_loss_on_real_mnist_and_logs_metrics(mnist_slice):
     before = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)
     history = model.fit(x, batch_size=64, epochs=3, verbose=0).history
     after = model.evaluate(x, batch_size=128, verbose=0, return_dict=True)
-    for key in ("loss", "reconstruction_loss", "vq_loss", "perplexity",
-                "codebook_usage", "epoch_codebook_usage"):
+    for key in (
+        "loss",
+        "reconstruction_loss",
+        "vq_loss",
+        "perplexity",
+        "codebook_usage",
+        "epoch_codebook_usage",
+    ):
         assert key in history, history.keys()
     assert after["reconstruction_loss"] < 0.5 * before["reconstruction_loss"]
     assert history["loss"][-1] < history["loss"][0]
@@ -97,8 +108,12 @@ def test_keras_and_weights_round_trips_give_identical_outputs(
     np.testing.assert_array_equal(loaded.predict(x[:8], verbose=0), expected)
     np.testing.assert_array_equal(loaded.encode(x[:8]), codes)
     # The optimizer comes back too, so training resumes where it stopped.
-    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
-    for saved, restored in zip(model.optimizer.variables, loaded.optimizer.variables):
+    assert (
+        int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
+    )
+    for saved, restored in zip(
+        model.optimizer.variables, loaded.optimizer.variables
+    ):
         np.testing.assert_array_equal(saved, restored)
     loaded.fit(x, batch_size=32, epochs=1, verbose=0)
 
@@ -226,9 +241,15 @@ def test_bad_inputs_are_refused_with_the_fix():
     with pytest.raises(DataError, match="integers"):
         model.decode_indices(np.array([["a"] * 7] * 7)[None])
     assert model.encode(images[:0]).shape == (0, 7, 7)
-    assert model.decode_indices(np.zeros((0, 7, 7), "int32")).shape == (0, 28, 28, 1)
+    assert model.decode_indices(np.zeros((0, 7, 7), "int32")).shape == (
+        0,
+        28,
+        28,
+        1,
+    )
     np.testing.assert_array_equal(
-        model.encode(images.astype("int32")), model.encode(images.astype("uint8"))
+        model.encode(images.astype("int32")),
+        model.encode(images.astype("uint8")),
     )
 
 

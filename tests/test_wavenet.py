@@ -60,7 +60,9 @@ def test_wavenet_is_causal():
     changed = previous.copy()
     changed[:, 20:] = (changed[:, 20:] + 17) % 256
     changed_logits = ops.convert_to_numpy(decoder(changed, codes, speakers))
-    np.testing.assert_allclose(changed_logits[:, :20], logits[:, :20], atol=1e-5)
+    np.testing.assert_allclose(
+        changed_logits[:, :20], logits[:, :20], atol=1e-5
+    )
     assert np.abs(changed_logits[:, 20:] - logits[:, 20:]).max() > 1e-3
 
 
@@ -68,7 +70,9 @@ def test_fast_generation_steps_give_the_teacher_forced_logits():
     decoder = small_decoder()
     previous, codes, speakers = inputs(length=40)
     expected = ops.convert_to_numpy(decoder(previous, codes, speakers))
-    conditioning = decoder.layer_conditioning(ops.convert_to_tensor(codes), speakers)
+    conditioning = decoder.layer_conditioning(
+        ops.convert_to_tensor(codes), speakers
+    )
     weights = decoder.step_weights()
     queues = decoder.initial_queues(2)
     for t in range(40):
@@ -80,7 +84,10 @@ def test_fast_generation_steps_give_the_teacher_forced_logits():
             weights,
         )
         np.testing.assert_allclose(
-            ops.convert_to_numpy(logits), expected[:, t], atol=2e-5, err_msg=f"t={t}"
+            ops.convert_to_numpy(logits),
+            expected[:, t],
+            atol=2e-5,
+            err_msg=f"t={t}",
         )
 
 
@@ -96,11 +103,16 @@ def test_unconditional_wavenet_trains_through_fit():
     previous = keras.Input((32,), dtype="int32")
     codes = keras.Input((8, 6))
     logits = WaveNetDecoder(
-        num_layers=3, residual_dim=8, skip_dim=8, conditioning_dim=8,
+        num_layers=3,
+        residual_dim=8,
+        skip_dim=8,
+        conditioning_dim=8,
         upsampling_factor=4,
     )(previous, codes)
     model = keras.Model([previous, codes], logits)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     x, c, _ = inputs(batch=2)
     history = model.fit([x, c], x, epochs=3, verbose=0)
     assert np.isfinite(history.history["loss"]).all()

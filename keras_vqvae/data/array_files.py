@@ -39,7 +39,9 @@ def load_arrays(path, split="train", value_range=None, limit=None):
       `dataset-fashion-mnist`);
     - a single `.npz` file with `images`/`labels`, `jpeg`/`offsets`/`labels`,
       or `x_{split}`/`y_{split}` (the `keras.datasets` layout). When the file
-      has no per-split keys, `split` is ignored.
+      has no per-split keys, `split` is ignored;
+    - an episode folder of `keras_vqvae.data.crafter_episodes` (its
+      `frames`, unlabelled).
 
     Grayscale images get a trailing channel axis.
 
@@ -183,11 +185,13 @@ def _load_npz(path, split, limit):
             labels_key = "labels"
         elif f"x_{split}" in keys:
             images, labels_key = data[f"x_{split}"][:limit], f"y_{split}"
+        elif "frames" in keys:  # Crafter episodes: every frame, no labels
+            images, labels_key = data["frames"][:limit], None
         else:
             raise DataError(
                 f"{path} has arrays {sorted(keys)}; expected 'images' (and "
-                f"'labels'), 'jpeg' + 'offsets' (and 'labels'), or "
-                f"'x_{split}' (and 'y_{split}')."
+                f"'labels'), 'jpeg' + 'offsets' (and 'labels'), "
+                f"'x_{split}' (and 'y_{split}') or 'frames' (episodes)."
             )
         labels = data[labels_key][:limit] if labels_key in keys else None
     return images, labels

@@ -7,10 +7,11 @@ from keras_vqvae.presets import list_presets
 
 
 class _BundledPresets:
-    """Class attribute `Model.presets`: `{name: metadata}` of that class."""
+    """Class attribute `Model.presets`: `{name: metadata}` of the bundled
+    presets holding a model of that class."""
 
     def __get__(self, instance, owner):
-        return list_presets(owner.preset_kind)
+        return list_presets(owner.preset_kind, owner.__name__)
 
 
 class Model(keras.Model):

@@ -43,16 +43,23 @@ class PixelCNNPrior(Model):
             and expects integer labels in `[0, num_classes)`.
         head_dim: int. Channels of the hidden 1x1 convolution of the head
             (defaults to `hidden_dim`).
+        condition_dim: int or None. If set, the model is also conditioned
+            on a map `(B, H, W, condition_dim)` known before sampling
+            starts (`ActionConditionalPrior` computes it from past frames
+            and an action), added to every block's gates position by
+            position.
         **kwargs: `name`, `dtype`, `trainable`.
 
     Call arguments:
         inputs: int codes `(B, H, W)`; when class conditional a tuple
             `(codes, labels)` or a dict `{"codes": ..., "labels": ...}`
-            with labels of shape `(B,)`.
+            with labels of shape `(B,)`; with a condition map a dict
+            holding it as `"condition"`.
 
     Returns:
         Logits of shape `(B, H, W, K)`; `logits[b, i, j]` depends only on
-        codes at raster positions before `(i, j)` (and on the label).
+        codes at raster positions before `(i, j)` (and on the label and the
+        condition map).
 
     Example:
 
@@ -75,6 +82,7 @@ class PixelCNNPrior(Model):
         kernel_size=5,
         num_classes=None,
         head_dim=None,
+        condition_dim=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -92,6 +100,9 @@ class PixelCNNPrior(Model):
         self.kernel_size = int(kernel_size)
         self.num_classes = None if num_classes is None else int(num_classes)
         self.head_dim = self.hidden_dim if head_dim is None else int(head_dim)
+        self.condition_dim = (
+            None if condition_dim is None else int(condition_dim)
+        )
 
         self.code_embedding = keras.layers.Embedding(
             self.num_embeddings, self.hidden_dim, name="code_embedding"
@@ -102,6 +113,7 @@ class PixelCNNPrior(Model):
                 kernel_size=self.kernel_size,
                 mask_type="A" if i == 0 else "B",
                 num_classes=self.num_classes,
+                condition_dim=self.condition_dim,
                 name=f"gated_block_{i}",
             )
             for i in range(self.num_layers)
@@ -136,9 +148,12 @@ class PixelCNNPrior(Model):
         return self.num_classes is not None
 
     def _split_inputs(self, inputs, labels=None):
+        """`(codes, labels, condition)` from the call's inputs."""
+        condition = None
         if isinstance(inputs, dict):
             codes = inputs["codes"]
             labels = inputs.get("labels", labels)
+            condition = inputs.get("condition")
         elif isinstance(inputs, (tuple, list)):
             if len(inputs) == 1:
                 codes = inputs[0]
@@ -161,14 +176,20 @@ class PixelCNNPrior(Model):
                 "Labels were given but this prior is unconditional "
                 "(num_classes=None)."
             )
-        return codes, labels
+        if (condition is None) != (self.condition_dim is None):
+            raise ValueError(
+                f"This prior has condition_dim={self.condition_dim}: call it "
+                "with a dict holding a `condition` map "
+                "(B, H, W, condition_dim) exactly when that is set."
+            )
+        return codes, labels, condition
 
-    def _features(self, codes, labels):
+    def _features(self, codes, labels, condition=None):
         """Horizontal-stack features (B, H, W, hidden_dim)."""
         x = self.code_embedding(ops.cast(codes, "int32"))
         v = h = x
         for block in self.blocks:
-            v, h = block(v, h, labels)
+            v, h = block(v, h, labels, condition)
         return h
 
     def _head(self, h):
@@ -176,8 +197,7 @@ class PixelCNNPrior(Model):
         return self.head_logits(ops.relu(x))
 
     def call(self, inputs, training=None):
-        codes, labels = self._split_inputs(inputs)
-        return self._head(self._features(codes, labels))
+        return self._head(self._features(*self._split_inputs(inputs)))
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, dict):
@@ -253,7 +273,7 @@ class PixelCNNPrior(Model):
         h, w = self.latent_shape
         return float(-np.mean(lp) / (h * w * math.log(2.0)))
 
-    def _sample_loop(self, uniforms, labels, inv_temperature):
+    def _sample_loop(self, uniforms, labels, condition, inv_temperature):
         """Raster-order ancestral sampling, incremental (Fast PixelCNN++,
         Ramachandran et al. 2017), written with keras.ops only.
 
@@ -295,7 +315,9 @@ class PixelCNNPrior(Model):
             self.code_embedding(ops.arange(self.num_embeddings, dtype="int32")),
             dtype,
         )
-        weights = [block.step_weights(labels) for block in self.blocks]
+        weights = [
+            block.step_weights(labels, condition) for block in self.blocks
+        ]
         head = [
             ops.cast(t, head_dtype)
             for t in (
@@ -330,7 +352,7 @@ class PixelCNNPrior(Model):
                 )
                 if i > 0:
                     new_windows.append(window)
-                v_h, v_out = block.vertical_row(window, weights[i])
+                v_h, v_out = block.vertical_row(window, weights[i], r)
                 v_hs.append(ops.transpose(v_h, (1, 0, 2)))  # (W, n, 2C)
                 v_row = pad_row(v_out)
             u_row = ops.take(u_grid, r, axis=0)  # (W, n)
@@ -380,7 +402,9 @@ class PixelCNNPrior(Model):
         codes, _ = ops.fori_loop(0, h, row_body, (codes0, v_windows))
         return codes
 
-    def _sample_loop_reference(self, uniforms, labels, inv_temperature):
+    def _sample_loop_reference(
+        self, uniforms, labels, condition, inv_temperature
+    ):
         """The previous, non-incremental sampler (`sample(...,
         method="reference")`), kept to check and benchmark `_sample_loop`
         against: same arguments, same draws.
@@ -404,14 +428,19 @@ class PixelCNNPrior(Model):
             v = self.code_embedding(codes)
             v_rows = []
             for block in self.blocks:
-                v_feat, v = block.vertical(v, labels)
+                v_feat, v = block.vertical(v, labels, condition)
                 v_rows.append(ops.expand_dims(ops.take(v_feat, r, axis=1), 1))
             u_row = ops.take(u_grid, r, axis=0)  # (W, n)
+            condition_row = (
+                None
+                if condition is None
+                else ops.expand_dims(ops.take(condition, r, axis=1), 1)
+            )
 
             def col_body(j, row):
                 hx = self.code_embedding(ops.expand_dims(row, 1))  # (n,1,W,C)
                 for block, v_row in zip(self.blocks, v_rows):
-                    hx = block.horizontal(hx, v_row, labels)
+                    hx = block.horizontal(hx, v_row, labels, condition_row)
                 feat = ops.take(hx, j, axis=2)  # (n, 1, C)
                 logits = self._head(ops.reshape(feat, (n, 1, 1, c)))
                 logits = ops.reshape(ops.cast(logits, "float32"), (n, k))
@@ -426,7 +455,8 @@ class PixelCNNPrior(Model):
         return ops.fori_loop(0, h, row_body, codes0)
 
     def _get_sampler(self, method="incremental"):
-        """Returns `fn(uniforms, labels, inv_temperature) -> codes`,
+        """Returns `fn(uniforms, labels, condition, inv_temperature) ->
+        codes`,
         compiled for the current backend (built once per model and method;
         the backends' own caches key it by the batch size)."""
         loops = {
@@ -457,6 +487,7 @@ class PixelCNNPrior(Model):
         batch_size=None,
         verbose=0,
         method="incremental",
+        condition=None,
     ):
         """Draws `n` code maps by ancestral sampling in raster order.
 
@@ -486,6 +517,8 @@ class PixelCNNPrior(Model):
                 same samples (logits equal to float rounding), 3-5x slower
                 at 8x8 and 10-20x at 32x32; kept to test and benchmark the
                 incremental one against.
+            condition: models with `condition_dim` only: the float map
+                `(n, H, W, condition_dim)` each sample is conditioned on.
 
         Returns:
             int32 numpy array `(n, H, W)` with values in `[0, K)`.
@@ -513,6 +546,7 @@ class PixelCNNPrior(Model):
             raise ValueError(
                 "Labels were given but this prior is unconditional."
             )
+        condition = self._check_condition(condition, n)
 
         h, w = self.latent_shape
         if n == 0:
@@ -526,6 +560,7 @@ class PixelCNNPrior(Model):
         for start in range(0, n, bs):
             u = uniforms[:, start : start + bs]
             lab = None if labels is None else labels[start : start + bs]
+            cond = None if condition is None else condition[start : start + bs]
             m = u.shape[1]
             if m < bs:  # pad to a single compiled shape
                 u = np.concatenate(
@@ -533,10 +568,37 @@ class PixelCNNPrior(Model):
                 )
                 if lab is not None:
                     lab = np.concatenate([lab, np.zeros((bs - m,), "int32")])
-            codes = fn(u, lab, float(1.0 / temperature))
+                if cond is not None:
+                    cond = np.concatenate(
+                        [cond, np.zeros((bs - m,) + cond.shape[1:], cond.dtype)]
+                    )
+            codes = fn(u, lab, cond, float(1.0 / temperature))
             out.append(np.asarray(ops.convert_to_numpy(codes))[:m])
             progress.add(m)
         return np.concatenate(out, axis=0).astype("int32")
+
+    def _check_condition(self, condition, n):
+        """The condition map as float32 numpy `(n, H, W, D)`, or None."""
+        if self.condition_dim is None:
+            if condition is not None:
+                raise ValueError(
+                    "A `condition` map was given but this prior has none "
+                    "(condition_dim=None)."
+                )
+            return None
+        expected = (n, *self.latent_shape, self.condition_dim)
+        if condition is None:
+            raise ValueError(
+                f"This prior is conditioned on a map: pass `condition` of "
+                f"shape {expected}."
+            )
+        condition = np.asarray(ops.convert_to_numpy(condition), "float32")
+        if condition.shape != expected:
+            raise ValueError(
+                f"`condition` must have shape {expected}. Received: "
+                f"{condition.shape}"
+            )
+        return condition
 
     def _check_labels(self, labels):
         """int32 labels `(N,)`, or a `DataError` unless all lie in
@@ -566,6 +628,7 @@ class PixelCNNPrior(Model):
                 "kernel_size": self.kernel_size,
                 "num_classes": self.num_classes,
                 "head_dim": self.head_dim,
+                "condition_dim": self.condition_dim,
             }
         )
         return config

@@ -31,7 +31,10 @@ step:
   the original PixelCNN.
 
 Gates are `tanh(a) * sigmoid(b)`; an optional class embedding is added as
-a bias to both halves of both stacks. The horizontal stack has a 1x1
+a bias to both halves of both stacks, and an optional conditioning map
+`(B, H, W, D)` (known in full before sampling starts, such as features of
+the previous video frames) through a 1x1 convolution as a per-position
+bias. The horizontal stack has a 1x1
 convolution and a residual connection (not in the first, type-A block,
 whose input still contains the current pixel).
 """
@@ -72,11 +75,15 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             Defaults to `True` for type B and `False` for type A.
         num_classes: if not `None`, `call` accepts integer `labels` of
             shape `(B,)` and adds a learned per-class bias to the gates.
+        condition_dim: if not `None`, `call` accepts a `condition` map
+            `(B, H, W, condition_dim)` and adds a 1x1 convolution of it to
+            the gates, position by position.
 
     Call arguments:
         v: vertical stack, `(B, H, W, C)`.
         h: horizontal stack, `(B, H, W, C)`.
         labels: optional int labels `(B,)` (class-conditional only).
+        condition: optional `(B, H, W, condition_dim)` map.
 
     Returns:
         `(v_out, h_out)`, both `(B, H, W, C)`.
@@ -89,6 +96,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         mask_type="B",
         residual=None,
         num_classes=None,
+        condition_dim=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,6 +122,9 @@ class GatedPixelCNNBlock(keras.layers.Layer):
                 "contains the current pixel."
             )
         self.num_classes = None if num_classes is None else int(num_classes)
+        self.condition_dim = (
+            None if condition_dim is None else int(condition_dim)
+        )
 
         p = kernel_size // 2
         self._pad = p
@@ -138,6 +149,14 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             )
         else:
             self.class_bias = None
+        # [v_gate_bias (2C), h_gate_bias (2C)] at every position.
+        self.condition_bias = (
+            None
+            if self.condition_dim is None
+            else keras.layers.Conv2D(
+                2 * c2, 1, name="condition_bias", **conv_kw
+            )
+        )
 
     def build(self, input_shape):
         b, h, w, c = input_shape
@@ -156,6 +175,8 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         self.h_out.build((b, h, w, c))
         if self.class_bias is not None:
             self.class_bias.build((b,))
+        if self.condition_bias is not None:
+            self.condition_bias.build((b, h, w, self.condition_dim))
         self.built = True
 
     def _class_bias(self, labels, dtype):
@@ -171,36 +192,67 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         v_bias, h_bias = ops.split(bias, 2, axis=-1)
         return v_bias, h_bias
 
-    def vertical(self, v, labels=None):
+    def _condition_bias(self, condition, dtype):
+        """`(v_bias, h_bias)`, each `(B, H, W, 2C)`, or `(None, None)`."""
+        if self.condition_bias is None:
+            if condition is not None:
+                raise ValueError(
+                    "A `condition` map was given but this block has no "
+                    "condition_dim."
+                )
+            return None, None
+        if condition is None:
+            raise ValueError(
+                "This block is conditioned on a map (condition_dim="
+                f"{self.condition_dim}); `condition` must be passed."
+            )
+        bias = ops.cast(self.condition_bias(condition), dtype)
+        return tuple(ops.split(bias, 2, axis=-1))
+
+    def _biases(self, labels, condition, dtype):
+        """The class and condition biases summed: `(v_bias, h_bias)`."""
+        biases = [
+            self._class_bias(labels, dtype),
+            self._condition_bias(condition, dtype),
+        ]
+        v_bias = h_bias = None
+        for v, h in biases:
+            if v is not None:
+                v_bias = v if v_bias is None else v_bias + v
+                h_bias = h if h_bias is None else h_bias + h
+        return v_bias, h_bias
+
+    def vertical(self, v, labels=None, condition=None):
         """Vertical stack only.
 
-        Returns `(v_feat, v_out)`: the (class-biased) pre-activations
-        `(B, H, W, 2C)`, which feed the horizontal stack, and the gated
-        output `(B, H, W, C)`, which feeds the next block. Row `i` of
-        both only depends on rows `< i` of the original input.
+        Returns `(v_feat, v_out)`: the (class- and condition-biased)
+        pre-activations `(B, H, W, 2C)`, which feed the horizontal stack,
+        and the gated output `(B, H, W, C)`, which feeds the next block.
+        Row `i` of both only depends on rows `< i` of the original input
+        (and on the labels and the condition).
         """
         p = self._pad
         if self.mask_type == "A":
             v = _down_shift(v)
         v_feat = self.v_conv(ops.pad(v, [[0, 0], [p, 0], [p, p], [0, 0]]))
-        v_bias, _ = self._class_bias(labels, v_feat.dtype)
+        v_bias, _ = self._biases(labels, condition, v_feat.dtype)
         if v_bias is not None:
             v_feat = v_feat + v_bias
         return v_feat, _gate(v_feat)
 
-    def horizontal(self, h, v_feat, labels=None):
+    def horizontal(self, h, v_feat, labels=None, condition=None):
         """Horizontal stack given the vertical pre-activations `v_feat`.
 
         Every operation is row-local, so this can be evaluated on a single
-        row `(B, 1, W, C)` together with the matching row of `v_feat`
-        (used by `PixelCNNPrior`'s reference sampler).
+        row `(B, 1, W, C)` together with the matching rows of `v_feat` and
+        `condition` (used by `PixelCNNPrior`'s reference sampler).
         """
         p = self._pad
         h_in = _right_shift(h) if self.mask_type == "A" else h
         h_feat = self.h_conv(ops.pad(h_in, [[0, 0], [0, 0], [p, 0], [0, 0]]))
         # v_feat at row i only sees rows < i, so it may feed position (i, j).
         h_feat = h_feat + self.v_to_h(v_feat)
-        _, h_bias = self._class_bias(labels, h_feat.dtype)
+        _, h_bias = self._biases(labels, condition, h_feat.dtype)
         if h_bias is not None:
             h_feat = h_feat + h_bias
         h_out = self.h_out(_gate(h_feat))
@@ -208,22 +260,23 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             h_out = h_out + h
         return h_out
 
-    def call(self, v, h, labels=None):
-        v_feat, v_out = self.vertical(v, labels)
-        return v_out, self.horizontal(h, v_feat, labels)
+    def call(self, v, h, labels=None, condition=None):
+        v_feat, v_out = self.vertical(v, labels, condition)
+        return v_out, self.horizontal(h, v_feat, labels, condition)
 
     # Incremental evaluation (used by `PixelCNNPrior.sample`): the same
     # function as `call`, one row of the vertical stack and one position of
     # the horizontal stack at a time, from caches of the inputs they see.
 
-    def step_weights(self, labels=None):
+    def step_weights(self, labels=None, condition=None):
         """What `vertical_row` / `horizontal_step` need besides their
-        inputs: the class biases and the 1x1 / horizontal kernels as
-        matrices in the compute dtype. Computed once, outside the
-        sampling loop.
+        inputs: the class biases, the condition's biases at every position
+        and the 1x1 / horizontal kernels as matrices in the compute dtype.
+        Computed once, outside the sampling loop.
 
         Returns:
             dict of tensors: `v_bias` (`(B, 1, 1, 2C)` or `None`),
+            `v_condition` and `h_condition` (`(B, H, W, 2C)` or `None`),
             `v_to_h_kernel` (`(2C, 2C)`), `h_bias` (the biases of `v_to_h`
             and `h_conv` plus the class bias: `(B, 1, 2C)`, or
             `(1, 1, 2C)` without classes), `h_kernel`
@@ -243,8 +296,11 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         def matrix(layer, rows):
             return ops.reshape(ops.cast(layer.kernel, dtype), (rows, -1))
 
+        v_condition, h_condition = self._condition_bias(condition, dtype)
         return {
             "v_bias": v_bias,
+            "v_condition": v_condition,
+            "h_condition": h_condition,
             "v_to_h_kernel": matrix(self.v_to_h, 2 * c),
             "h_bias": h_bias,
             "h_kernel": matrix(self.h_conv, (p + 1) * c),
@@ -252,14 +308,15 @@ class GatedPixelCNNBlock(keras.layers.Layer):
             "out_bias": ops.cast(self.h_out.bias, dtype),
         }
 
-    def vertical_row(self, window, weights):
+    def vertical_row(self, window, weights, row=None):
         """Row `i` of the vertical stack.
 
         Args:
             window: `(B, k//2+1, W + 2*(k//2), C)`: the vertical input rows
                 `i - k//2 .. i` (already shifted down for type A; zeros
                 above the map), zero-padded by `k//2` columns both sides.
-            weights: `step_weights(labels)`.
+            weights: `step_weights(labels, condition)`.
+            row: the row index `i` (needed with a condition map).
 
         Returns:
             `(v_h, v_out)`: `v_to_h` of the pre-activations plus the
@@ -269,8 +326,15 @@ class GatedPixelCNNBlock(keras.layers.Layer):
         v_feat = self.v_conv(window)
         if weights["v_bias"] is not None:
             v_feat = v_feat + weights["v_bias"]
+        if weights["v_condition"] is not None:
+            v_feat = (
+                v_feat + ops.take(weights["v_condition"], row, axis=1)[:, None]
+            )
         v_h = ops.matmul(v_feat[:, 0], weights["v_to_h_kernel"])
-        return v_h + weights["h_bias"], _gate(v_feat)
+        v_h = v_h + weights["h_bias"]
+        if weights["h_condition"] is not None:
+            v_h = v_h + ops.take(weights["h_condition"], row, axis=1)
+        return v_h, _gate(v_feat)
 
     def horizontal_step(self, window, v_h, weights):
         """Position `(i, j)` of the horizontal stack.
@@ -280,7 +344,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
                 `j - k//2 .. j` of row `i` (already shifted right for type
                 A; zeros left of the map), oldest first.
             v_h: `(B, 2C)`: column `j` of `vertical_row`'s `v_h`.
-            weights: `step_weights(labels)`.
+            weights: `step_weights(labels, condition)`.
 
         Returns:
             `(B, C)`: position `(i, j)` of `horizontal(h, v_feat)`.
@@ -304,6 +368,7 @@ class GatedPixelCNNBlock(keras.layers.Layer):
                 "mask_type": self.mask_type,
                 "residual": self.residual,
                 "num_classes": self.num_classes,
+                "condition_dim": self.condition_dim,
             }
         )
         return config
