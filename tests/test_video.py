@@ -90,6 +90,8 @@ def test_training_writes_measurements_pictures_and_a_loadable_prior(preset):
     rollouts = metadata["test_metrics"]["rollouts"]
     assert len(rollouts["psnr_per_step"]) == ROLLOUT_STEPS
     assert len(rollouts["copy_last_frame_psnr_per_step"]) == ROLLOUT_STEPS
+    for key in ("psnr_per_step", "copy_last_frame_psnr_per_step"):
+        assert all(np.isfinite(rollouts[key])), rollouts[key]
     saved = json.loads((folder / "metadata.json").read_text())
     assert saved["prior"]["kind"] == "action_conditional"
     assert saved["prior"]["vqvae_sha256"]  # bound to the frame VQ-VAE
