@@ -603,15 +603,10 @@ def _add_precision_argument(parser):
     )
 
 
-def add_train_prior_arguments(parser):
-    parser.add_argument(
-        "--preset-dir", required=True, help="trained preset folder to extend"
-    )
-    parser.add_argument(
-        "--data",
-        required=True,
-        help="the preset's data (train and test splits)",
-    )
+def _add_prior_training_arguments(parser, preset_help, data_help):
+    """The arguments `train-prior` and `train-video-prior` share."""
+    parser.add_argument("--preset-dir", required=True, help=preset_help)
+    parser.add_argument("--data", required=True, help=data_help)
     parser.add_argument(
         "--steps",
         type=_positive_int,
@@ -620,6 +615,14 @@ def add_train_prior_arguments(parser):
     )
     parser.add_argument("--batch-size", type=_positive_int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+
+
+def add_train_prior_arguments(parser):
+    _add_prior_training_arguments(
+        parser,
+        "trained preset folder to extend",
+        "the preset's data (train and test splits)",
+    )
     parser.add_argument(
         "--hidden-dim",
         type=_positive_int,
@@ -650,22 +653,11 @@ def add_train_prior_arguments(parser):
 
 
 def add_train_video_prior_arguments(parser):
-    parser.add_argument(
-        "--preset-dir", required=True, help="trained frame preset to extend"
+    _add_prior_training_arguments(
+        parser,
+        "trained frame preset to extend",
+        "episode folder (tools/make_crafter_episodes.py)",
     )
-    parser.add_argument(
-        "--data",
-        required=True,
-        help="episode folder (tools/make_crafter_episodes.py)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=_positive_int,
-        required=True,
-        help="optimizer steps (rounded up to whole epochs)",
-    )
-    parser.add_argument("--batch-size", type=_positive_int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
         "--context-frames",
         type=_positive_int,

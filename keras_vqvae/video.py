@@ -17,11 +17,8 @@ from keras_vqvae.data.crafter_episodes import ACTION_NAMES
 from keras_vqvae.data.crafter_episodes import episode_windows
 from keras_vqvae.data.crafter_episodes import load_crafter_episodes
 from keras_vqvae.errors import DataError
-from keras_vqvae.errors import PresetError
-from keras_vqvae.models import VQVAE
 from keras_vqvae.models import ActionConditionalPrior
 from keras_vqvae.precision import training_policy
-from keras_vqvae.presets import PresetFolder
 from keras_vqvae.visualization import save_animation
 from keras_vqvae.visualization import save_image_grid
 
@@ -253,10 +250,6 @@ def write_rollout_pictures(
     save_animation(gif_path, side_by_side, scale=3, duration_ms=300)
 
 
-def _encode_episodes(model, episodes):
-    return model.encode(episodes.frames)
-
-
 def train_video_prior(
     preset_dir,
     source,
@@ -302,22 +295,17 @@ def train_video_prior(
     """
     from keras_vqvae.workflows import _float32_copy
     from keras_vqvae.workflows import _global_dtype_policy
+    from keras_vqvae.workflows import trained_vqvae
 
     started = time.time()
     keras.utils.set_random_seed(seed)
-    folder = PresetFolder(preset_dir)
-    if not folder.has("model"):
-        raise PresetError(
-            f"--preset-dir {preset_dir}: no trained VQ-VAE there (no "
-            "config.json). Train one first with `keras-vqvae train`."
-        )
-    model = VQVAE.from_preset(folder.path)
+    folder, model = trained_vqvae(preset_dir)
     train, test = (
         load_crafter_episodes(source, split) for split in ("train", "test")
     )
     train_examples, test_examples = (
         next_frame_examples(
-            _encode_episodes(model, episodes),
+            model.encode(episodes.frames),
             episodes.actions,
             episodes.episode_offsets,
             context_frames,

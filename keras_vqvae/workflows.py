@@ -679,6 +679,18 @@ def _prior_classes(source, num_classes):
     return [{"label": i, **c} for i, c in enumerate(classes[:num_classes])]
 
 
+def trained_vqvae(preset_dir):
+    """`(PresetFolder, VQVAE)` of a preset folder a prior is trained on, or
+    a `PresetError` that says to train the VQ-VAE first."""
+    folder = PresetFolder(preset_dir)
+    if not folder.has("model"):
+        raise PresetError(
+            f"--preset-dir {preset_dir}: no trained VQ-VAE there (no "
+            "config.json). Train one first with `keras-vqvae train`."
+        )
+    return folder, VQVAE.from_preset(folder.path)
+
+
 def prior_architecture(preset_dir, hidden_dim=None, num_layers=None):
     """The prior's constructor arguments: the bundled table's entry for the
     preset's name (128 x 12 for other names), then the given overrides."""
@@ -740,13 +752,7 @@ def train_prior(
     """
     started = time.time()
     keras.utils.set_random_seed(seed)
-    folder = PresetFolder(preset_dir)
-    if not folder.has("model"):
-        raise PresetError(
-            f"--preset-dir {preset_dir}: no trained VQ-VAE there (no "
-            "config.json). Train one first with `keras-vqvae train`."
-        )
-    model = VQVAE.from_preset(folder.path)
+    folder, model = trained_vqvae(preset_dir)
     train_images, train_codes, train_labels = _encode_split(
         model, source, "train"
     )
