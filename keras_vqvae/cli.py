@@ -288,6 +288,8 @@ def cmd_train_video_prior(args):
             context_frames=args.context_frames,
             hidden_dim=args.hidden_dim,
             num_layers=args.num_layers,
+            context_dim=args.context_dim,
+            context_layers=args.context_layers,
             rollouts=args.rollouts,
             seed=args.seed,
             verbose=args.verbose,
@@ -356,11 +358,17 @@ def cmd_rollout(args):
     from keras_vqvae.data.crafter_episodes import load_crafter_episodes
     from keras_vqvae.models import VQVAE
     from keras_vqvae.models import ActionConditionalPrior
+    from keras_vqvae.presets import PresetFolder
     from keras_vqvae.video import rollout
     from keras_vqvae.video import write_rollout_pictures
 
-    model = VQVAE.from_preset(args.preset)
-    prior = ActionConditionalPrior.from_preset(args.preset)
+    folder = PresetFolder.resolve(args.preset)
+    model = VQVAE.from_preset(folder.path)
+    prior = ActionConditionalPrior.from_preset(folder.path)
+    temperature = args.temperature
+    if temperature is None:
+        prior_metadata = folder.metadata.get("prior", {})
+        temperature = prior_metadata.get("rollout_temperature", 1.0)
     episodes = load_crafter_episodes(args.data, args.split)
     context, actions, real = _rollout_clip(args, episodes)
     started = time.perf_counter()
@@ -369,7 +377,7 @@ def cmd_rollout(args):
         prior,
         context[None],
         np.asarray(actions, "int64")[None],
-        args.temperature,
+        temperature,
         args.seed,
     )[0]
     seconds = time.perf_counter() - started
@@ -381,7 +389,8 @@ def cmd_rollout(args):
         context, real, generated, strip, gif, actions=actions
     )
     print(  # standard error while the command runs
-        f"{len(generated)} frames generated in {seconds:.1f} s (actions: "
+        f"{len(generated)} frames generated in {seconds:.1f} s at "
+        f"temperature {temperature} (actions: "
         f"{', '.join(ACTION_NAMES[a] for a in actions)})"
     )
     _print_json(
@@ -667,6 +676,18 @@ def add_train_video_prior_arguments(parser):
     parser.add_argument("--hidden-dim", type=_positive_int, default=64)
     parser.add_argument("--num-layers", type=_positive_int, default=8)
     parser.add_argument(
+        "--context-dim",
+        type=_positive_int,
+        default=64,
+        help="channels of the context network over the previous frames",
+    )
+    parser.add_argument(
+        "--context-layers",
+        type=_positive_int,
+        default=4,
+        help="residual 3x3 convolutions of the context network",
+    )
+    parser.add_argument(
         "--rollouts",
         type=_positive_int,
         default=32,
@@ -703,7 +724,12 @@ def add_rollout_arguments(parser):
         "--actions",
         help="comma-separated actions (ids or names) instead of the episode's",
     )
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        help="softmax temperature of the draws (default: the one the "
+        "preset's rollouts were measured at, else 1.0)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="rollout.gif", help="animated GIF")
     parser.add_argument(

@@ -96,6 +96,19 @@ def _classes_section(name, classes):
     ]
 
 
+def _temperature_note(prior, rollouts):
+    by_temperature = prior.get(
+        "rollout_psnr_on_training_episodes_by_temperature"
+    )
+    if not by_temperature:
+        return ""
+    scores = ", ".join(f"{v:.2f} dB at {t}" for t, v in by_temperature.items())
+    return (
+        f" at softmax temperature {rollouts['temperature']}, the best of the "
+        f"candidates by mean PSNR on {rollouts['rollouts']} training-episode rollouts ({scores})"
+    )
+
+
 def _video_prior_section(name, prior):
     metrics = prior.get("test_metrics", {})
     next_frame = metrics.get("next_frame", {})
@@ -136,29 +149,43 @@ def _video_prior_section(name, prior):
         for label, key in (
             ("generated", "psnr_per_step"),
             ("copy the last real frame", "copy_last_frame_psnr_per_step"),
+            (
+                "copy the last frame's codes",
+                "copy_last_frame_codes_psnr_per_step",
+            ),
             ("VQ-VAE reconstruction", "vqvae_reconstruction_psnr_per_step"),
         ):
+            if key not in rollouts:
+                continue
             table.append(
                 f"| {label} | "
                 + " | ".join(f"{v:.2f}" for v in rollouts[key])
                 + " |"
             )
         section += [
-            f"### Rollouts (PSNR in dB against the real frames, mean of "
-            f"{rollouts['rollouts']} test rollouts)",
+            "### Rollouts (PSNR in dB against the real frames, from each "
+            f"step's MSE over {rollouts['rollouts']} test rollouts)",
             f"From {rollouts['context_frames']} real frames and the next "
             f"{rollouts['steps']} actions, {rollouts['steps']} frames are "
             "generated in latent space, one code map after another, and "
-            "decoded. `rollout.png`: the real frames above the generated ones; "
-            "`rollout.gif`: real | generated. `keras-vqvae rollout --preset "
-            f"{name} --data EPISODES --out rollout.gif` makes one.",
+            f"decoded{_temperature_note(prior, rollouts)}. `rollout.png`: the "
+            "real frames above the generated ones; `rollout.gif`: real | "
+            f"generated. `keras-vqvae rollout --preset {name} --data EPISODES "
+            "--out rollout.gif` makes one.",
             "\n".join(table),
             "![rollout.gif](rollout.gif)",
         ]
     details = {
         k: v
         for k, v in prior.items()
-        if k not in ("test_metrics", "reproduce", "actions", "kind")
+        if k
+        not in (
+            "test_metrics",
+            "reproduce",
+            "actions",
+            "kind",
+            "rollout_psnr_on_training_episodes_by_temperature",
+        )
     }
     section.append(_table(list(details.items())))
     if prior.get("reproduce"):

@@ -14,6 +14,7 @@ from keras_vqvae.data.crafter_episodes import write_crafter_episodes
 from keras_vqvae.models import VQVAE
 from keras_vqvae.video import ROLLOUT_CONTEXT
 from keras_vqvae.video import ROLLOUT_STEPS
+from keras_vqvae.video import ROLLOUT_TEMPERATURES
 from keras_vqvae.video import measure_next_frames
 from keras_vqvae.video import next_frame_examples
 from keras_vqvae.video import train_video_prior
@@ -90,8 +91,21 @@ def test_training_writes_measurements_pictures_and_a_loadable_prior(preset):
     rollouts = metadata["test_metrics"]["rollouts"]
     assert len(rollouts["psnr_per_step"]) == ROLLOUT_STEPS
     assert len(rollouts["copy_last_frame_psnr_per_step"]) == ROLLOUT_STEPS
-    for key in ("psnr_per_step", "copy_last_frame_psnr_per_step"):
+    for key in (
+        "psnr_per_step",
+        "copy_last_frame_psnr_per_step",
+        "copy_last_frame_codes_psnr_per_step",
+    ):
+        assert len(rollouts[key]) == ROLLOUT_STEPS
         assert all(np.isfinite(rollouts[key])), rollouts[key]
+    # The temperature is chosen on training episodes, then measured on test.
+    by_temperature = metadata[
+        "rollout_psnr_on_training_episodes_by_temperature"
+    ]
+    assert set(by_temperature) == {str(t) for t in ROLLOUT_TEMPERATURES}
+    chosen = metadata["rollout_temperature"]
+    assert by_temperature[str(chosen)] == max(by_temperature.values())
+    assert rollouts["temperature"] == chosen
     saved = json.loads((folder / "metadata.json").read_text())
     assert saved["prior"]["kind"] == "action_conditional"
     assert saved["prior"]["vqvae_sha256"]  # bound to the frame VQ-VAE
