@@ -7,7 +7,7 @@
     keras-vqvae decode --preset mnist --codes codes.npy --out images.png
     keras-vqvae sample --preset mnist --n 64 --out samples.png
     keras-vqvae rollout --preset crafter_84 --data EPISODES --out rollout.gif
-    keras-vqvae train | train-prior | train-video-prior | evaluate | upload ...
+    keras-vqvae train | train-prior | train-video-prior | train-speech | evaluate | upload ...
 
 Every subcommand has --help. Each handler parses its arguments and calls
 plain functions (`keras_vqvae.workflows`, the models, `upload_preset`).
@@ -298,6 +298,30 @@ def cmd_train_video_prior(args):
             log=_say,
         )
     )
+
+
+def cmd_train_speech(args):
+    from keras_vqvae import speech
+
+    metadata = speech.train_speech_vqvae(
+        args.data,
+        args.preset_dir,
+        args.steps,
+        work_dir=args.work_dir,
+        crop_seconds=args.crop_seconds,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        eval_clips=args.eval_clips,
+        eval_seconds=args.eval_seconds,
+        precision=args.precision,
+        verbose=args.verbose,
+        reproduce=args.command_line,
+        log=_say,
+        **_parse_overrides(args.set),
+    )
+    _print_json(metadata["test_metrics"])
 
 
 def _action_list(text):
@@ -698,6 +722,58 @@ def add_train_video_prior_arguments(parser):
     _add_precision_argument(parser)
 
 
+def add_train_speech_arguments(parser):
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="speech folder: an eSpeak corpus (tools/make_espeak_corpus.py) "
+        "or clips with a clips.tsv (speech_fillets/build.sh OUT)",
+    )
+    parser.add_argument(
+        "--preset-dir", required=True, help="preset folder to write"
+    )
+    parser.add_argument(
+        "--work-dir", required=True, help="checkpoints; rerun to resume"
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        required=True,
+        help="optimizer steps (rounded up to whole checkpoints)",
+    )
+    parser.add_argument(
+        "--crop-seconds",
+        type=float,
+        default=0.5,
+        help="length of each training crop",
+    )
+    parser.add_argument("--batch-size", type=_positive_int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--checkpoint-every", type=_positive_int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--eval-clips",
+        type=_positive_int,
+        default=16,
+        help="test clips regenerated for the reconstruction metrics",
+    )
+    parser.add_argument(
+        "--eval-seconds",
+        type=float,
+        default=2.0,
+        help="seconds of each regenerated test clip",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="a SpeechVQVAE argument, e.g. --set num_layers=20",
+    )
+    parser.add_argument("--verbose", type=int, default=1)
+    _add_precision_argument(parser)
+
+
 def add_rollout_arguments(parser):
     from keras_vqvae.video import ROLLOUT_CONTEXT
     from keras_vqvae.video import ROLLOUT_STEPS
@@ -913,6 +989,13 @@ def build_parser():
     )
     add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "train-speech",
+        help="train a speech VQ-VAE with a WaveNet decoder (checkpoints, resume)",
+    )
+    add_train_speech_arguments(p)
+    p.set_defaults(func=cmd_train_speech)
 
     p = sub.add_parser(
         "encode-audio",

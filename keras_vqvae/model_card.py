@@ -206,6 +206,8 @@ def render_model_card(name, metadata, config, images):
         The card: Hub YAML front matter, then Markdown.
     """
     name = metadata.get("preset", name)
+    if "sample_rate" in config:
+        return render_speech_model_card(name, metadata, config, images)
     metrics = metadata.get("test_metrics", {})
     training = metadata.get("training", {})
     notes = metadata.get("notes", "")
@@ -289,5 +291,148 @@ def render_model_card(name, metadata, config, images):
     if images:
         sections += ["## Pictures"] + [
             f"![{image}]({image})" for image in images
+        ]
+    return "\n\n".join(sections) + "\n"
+
+
+def speech_card_data(name, metadata):
+    """The Hub metadata of a speech preset's card."""
+    from huggingface_hub import ModelCardData
+
+    return ModelCardData(
+        library_name="keras",
+        license="apache-2.0",
+        pipeline_tag="audio-to-audio",
+        tags=["keras", "keras-vqvae", "vq-vae", "discrete-latents", "speech"],
+        model_name=f"vqvae-{name}",
+    )
+
+
+def _speech_metrics_sections(metrics):
+    sections = []
+    reconstruction = metrics.get("reconstruction")
+    if reconstruction:
+        sections += [
+            "### Reconstruction",
+            f"The first {reconstruction['seconds_per_clip']:g} s of "
+            f"{reconstruction['clips']} test clips, encoded and regenerated "
+            "by the WaveNet decoder (temperature 1) with each clip's own "
+            "speaker. Log-spectral distance (dB; 32 ms windows every 8 ms) "
+            "to the original, beside an 8-bit mu-law round trip of the "
+            "original: the floor of a decoder that outputs mu-law levels.",
+            _table(
+                [
+                    (
+                        "log-spectral distance, VQ-VAE",
+                        reconstruction["log_spectral_distance_db"],
+                    ),
+                    (
+                        "log-spectral distance, mu-law round trip",
+                        reconstruction["mu_law_round_trip_lsd_db"],
+                    ),
+                    (
+                        "generation (seconds of audio per second, batch of "
+                        f"{reconstruction['clips']})",
+                        reconstruction["generation_real_time_factor"],
+                    ),
+                ]
+            ),
+        ]
+    conversion = metrics.get("speaker_conversion")
+    if conversion:
+        sections += [
+            "### Speaker conversion",
+            f"The first {conversion['seconds_per_clip']:g} s of "
+            f"{conversion['clips']} test clips, decoded as another of the "
+            f"speakers {', '.join(conversion['target_speakers'])}. A speaker "
+            "classifier (softmax regression on log-mel statistics, fitted on "
+            "the training clips) says whose voice it hears; the content is "
+            "kept when the converted clip encodes to the source's codes.",
+            _table(
+                [
+                    (k, v)
+                    for k, v in conversion.items()
+                    if k != "target_speakers"
+                ]
+            ),
+        ]
+    probe = metrics.get("phoneme_probe")
+    if probe:
+        sections += [
+            "### Phoneme probe",
+            "As in the paper: each code is mapped to the phoneme it most "
+            "often covers on the training clips; accuracy of that map on the "
+            "test clips, against always answering the most frequent phoneme.",
+            _table(list(probe.items())),
+        ]
+    return sections
+
+
+def render_speech_model_card(name, metadata, config, files):
+    """The model card of a speech preset (`SpeechVQVAE`)."""
+    training = metadata.get("training", {})
+    speakers = config.get("speakers", [])
+    hop = 2 ** config["num_downsamples"]
+    sections = [
+        "---\n" + speech_card_data(name, metadata).to_yaml() + "\n---",
+        f"# Speech VQ-VAE `{name}`",
+        "The speech VQ-VAE of van den Oord, Vinyals, Kavukcuoglu 2017 "
+        "([arXiv:1711.00937](https://arxiv.org/abs/1711.00937), section "
+        "4.3): a strided 1-D encoder to one code every "
+        f"{hop} samples ({config['sample_rate'] / hop:g} codes/s) and a "
+        "WaveNet decoder conditioned on the codes and the speaker, made "
+        "with [keras-vqvae](https://github.com/keras-vqvae/keras-vqvae).",
+        "```python\nfrom keras_vqvae.audio import read_audio\n"
+        "from keras_vqvae.models import SpeechVQVAE\n\n"
+        f'model = SpeechVQVAE.from_preset("{name}")\n'
+        'audio = read_audio("in.wav", model.sample_rate)  # resampled, mono\n'
+        "codes = model.encode(audio)\n"
+        f'other = model.decode(codes, speaker="{speakers[-1] if speakers else 0}")\n```',
+        "## Architecture",
+        _table(
+            [
+                ("sample rate", config["sample_rate"]),
+                ("samples per code", hop),
+                (
+                    "codebook K x D",
+                    f"{config['num_embeddings']} x {config['embedding_dim']}",
+                ),
+                ("quantizer", config.get("quantizer")),
+                ("encoder channels", config["encoder_dim"]),
+                (
+                    "WaveNet layers (dilation cycle)",
+                    f"{config['num_layers']} ({config['dilation_cycle']})",
+                ),
+                (
+                    "residual / skip / conditioning channels",
+                    f"{config['residual_dim']} / {config['skip_dim']} / "
+                    f"{config['conditioning_dim']}",
+                ),
+                ("speakers", f"{len(speakers)}: {', '.join(speakers)}"),
+            ]
+        ),
+        "## Training",
+        _table(
+            [
+                (
+                    "data",
+                    metadata.get(
+                        "dataset_description", metadata.get("dataset")
+                    ),
+                )
+            ]
+            + list(training.items())
+        ),
+        "## Test metrics (measured)",
+        *_speech_metrics_sections(metadata.get("test_metrics", {})),
+    ]
+    if metadata.get("reproduce"):
+        sections += ["Reproduce:", f"```\n{metadata['reproduce']}\n```"]
+    if metadata.get("notes"):
+        sections += ["## Notes", metadata["notes"]]
+    if files:
+        sections += ["## Pictures and sounds"] + [
+            f"![{f}]({f})" if f.endswith((".png", ".gif")) else f"- [{f}]({f})"
+            for f in files
         ]
     return "\n\n".join(sections) + "\n"

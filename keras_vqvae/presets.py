@@ -31,6 +31,8 @@ from keras_vqvae.version import __version__
 PRESET_FORMAT_VERSION = 2
 HF_PREFIX = "hf://"
 METADATA_FILE = "metadata.json"
+# Pictures and sound samples the model card shows (uploaded and downloaded).
+MEDIA_PATTERNS = ("*.png", "*.gif", "*.wav")
 MODEL_CARD_FILE = "README.md"
 # The model kinds a preset folder can hold: (config file, weights file).
 MODEL_FILES = {
@@ -146,7 +148,7 @@ def download_from_hub(handle, force_download=False):
         folder = huggingface_hub.snapshot_download(
             repo_id,
             revision=revision,
-            allow_patterns=["*.json", "*.h5", "*.md", "*.png", "*.gif"],
+            allow_patterns=["*.json", "*.h5", "*.md", *MEDIA_PATTERNS],
             force_download=force_download,
         )
     except errors.RepositoryNotFoundError as e:
@@ -537,9 +539,11 @@ class PresetFolder:
 
 
 def _pictures(folder):
-    """The PNG and GIF files of a preset folder, by name."""
+    """The pictures and sound samples of a preset folder, by name."""
     return sorted(
-        p.name for p in folder.iterdir() if p.suffix in (".png", ".gif")
+        p.name
+        for p in folder.iterdir()
+        if any(p.match(pattern) for pattern in MEDIA_PATTERNS)
     )
 
 

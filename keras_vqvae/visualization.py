@@ -249,6 +249,57 @@ def save_image_grid(
     return path
 
 
+# Colour map of spectrograms: quiet is dark blue, loud is yellow.
+_SPECTROGRAM_COLOURS = np.array(
+    [
+        [0, 0, 4],
+        [40, 11, 84],
+        [136, 34, 106],
+        [212, 72, 66],
+        [249, 142, 9],
+        [252, 255, 164],
+    ],
+    "float32",
+)
+
+
+def spectrogram_image(audio, sample_rate, height=128, dynamic_range_db=80):
+    """A clip's log-magnitude spectrogram as an RGB uint8 image, low
+    frequencies at the bottom, one column per 8 ms (32 ms windows), the
+    loudest bin at the top of the colour map and `dynamic_range_db`
+    below it at the bottom."""
+    from scipy.signal import stft
+
+    window = int(0.032 * sample_rate)
+    _, _, spectrum = stft(
+        np.asarray(audio, "float64"),
+        nperseg=window,
+        noverlap=window - window // 4,
+    )
+    db = 20 * np.log10(np.abs(spectrum) + 1e-10)
+    level = np.clip((db - db.max() + dynamic_range_db) / dynamic_range_db, 0, 1)
+    rows = np.linspace(0, level.shape[0] - 1, height).round().astype(int)
+    level = level[rows][::-1]
+    anchors = np.linspace(0, 1, len(_SPECTROGRAM_COLOURS))
+    rgb = np.stack(
+        [
+            np.interp(level, anchors, _SPECTROGRAM_COLOURS[:, c])
+            for c in range(3)
+        ],
+        axis=-1,
+    )
+    return rgb.round().astype("uint8")
+
+
+def save_spectrograms(path, clips, labels, sample_rate):
+    """Writes the spectrograms of equal-length clips as one PNG, one row
+    per clip with its label on the left."""
+    images = [spectrogram_image(clip, sample_rate) for clip in clips]
+    return save_image_grid(
+        path, [image[None] for image in images], row_labels=labels
+    )
+
+
 def save_animation(path, frames, scale=1, duration_ms=200):
     """Writes uint8 frames `(T, H, W, C)` as an animated GIF that loops.
 

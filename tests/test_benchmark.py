@@ -27,6 +27,7 @@ from benchmark import cifar10  # noqa: E402
 from benchmark import report  # noqa: E402
 from benchmark import roofline  # noqa: E402
 from benchmark import sampling  # noqa: E402
+from benchmark import speech  # noqa: E402
 from benchmark import tf_profile  # noqa: E402
 from benchmark import throughput  # noqa: E402
 from benchmark import timing  # noqa: E402
@@ -505,6 +506,43 @@ def test_sampling_table_lists_each_backend_and_preset():
     assert sampling.render(None) == []
 
 
+def test_speech_table_has_a_row_per_depth_and_generation_batch():
+    generation = [
+        {
+            "batch": 1,
+            "audio_s": 1.0,
+            "first_call_s": 9.0,
+            "real_time_factor": 0.04,
+        },
+        {
+            "batch": 16,
+            "audio_s": 16.0,
+            "first_call_s": 12.0,
+            "real_time_factor": 0.5,
+        },
+    ]
+    row = {
+        "layers": 20,
+        "parameters": 1234567,
+        "receptive_field": 2047,
+        "first_fit_s": 5.0,
+        "train_audio_s_per_s": 1.5,
+        "generation": generation,
+    }
+    results = {
+        "tensorflow": {"precision": "mixed_bfloat16", "rows": [row]},
+        "torch": {"error": "boom"},
+    }
+    text = "\n".join(speech.render(results))
+    assert (
+        "| tensorflow (mixed_bfloat16) | 20 | 1,234,567 | 2047 | 1.5 | 1 | "
+        "0.0400 | 9.0 |" in text
+    )
+    assert "| 16 | 0.5000 | 12.0 |" in text
+    assert "| torch | failed: boom" in text
+    assert speech.render(None) == []
+
+
 @pytest.mark.parametrize(
     "command, cwd",
     [
@@ -615,3 +653,11 @@ def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
         )
         assert sampling_row, f"no sampling row for {backend}:\n{text}"
         assert float(sampling_row.group(1).replace(",", "")) > 0
+        speech_row = re.search(
+            rf"^\| {backend} \(\w+\) \| 4 \| [\d,]+ \| \d+ \| ([\d,.]+) \| 1 "
+            r"\| ([\d.]+) \|",
+            text,
+            re.M,
+        )
+        assert speech_row, f"no speech row for {backend}:\n{text}"
+        assert float(speech_row.group(2)) > 0

@@ -44,6 +44,9 @@ RUN_BY = {
     "train_a_prior_and_sample.py": "test_train_a_prior_and_sample",
     "publish_a_preset.py": "test_publish_a_preset_to_local_hub",
     "distributed_training.py": "test_distributed_training",
+    "speech_codes_conversion_and_phonemes.py": (
+        "test_speech_codes_conversion_and_phonemes"
+    ),
 }
 
 
@@ -242,3 +245,28 @@ def test_distributed_training(tmp_path, backend):
         tmp_path / "distributed_preset",
         ["config.json", "metadata.json", "model.weights.h5"],
     )
+
+
+@pytest.mark.slow
+def test_speech_codes_conversion_and_phonemes(tmp_path):
+    from test_espeak_corpus import require_espeak
+
+    require_espeak()
+    result = run_guide(
+        "speech_codes_conversion_and_phonemes.py", _quick_env(tmp_path)
+    )
+    assert_files(
+        tmp_path,
+        [
+            "original.wav",
+            "reconstruction.wav",
+            "converted_to_en_f3.wav",
+            "spectrograms.png",
+        ],
+    )
+    for line in (
+        "log-spectral distance:",
+        "converted clips heard as their target:",
+        "phoneme probe:",
+    ):
+        assert line in result.stdout

@@ -37,6 +37,8 @@ What is measured, one module per section:
   allows it);
 * `sampling`: samples/s of the bundled presets' PixelCNN priors per Keras
   backend (`PixelCNNPrior.sample`, and sample + `VQVAE.decode_indices`);
+* `speech`: the speech VQ-VAE's teacher-forced training (seconds of audio
+  per second) and WaveNet generation (real-time factor) per Keras backend;
 * `jax_probe`: why JAX was slow on CPU: per-layer convolution
   forward+backward in JAX (Keras's `ops.conv_transpose`, and
   `keras_vqvae.layers.Conv2DTranspose` for the transposed ones), TensorFlow

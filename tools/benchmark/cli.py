@@ -19,6 +19,7 @@ from . import options
 from . import quantizer_memory
 from . import roofline
 from . import sampling
+from . import speech
 from . import tf_profile
 from . import throughput
 from .report import COMMAND
@@ -38,6 +39,7 @@ WORKERS = {
     "quantizer": quantizer_memory.worker,
     "probe": jax_probe.worker,
     "sampling": sampling.worker,
+    "speech": speech.worker,
     "roofline": roofline.worker,
     "profile": tf_profile.worker,
 }
@@ -68,6 +70,7 @@ FULL = dict(
     sampling_n=64,
     sampling_rounds=3,
     sampling_presets=None,  # every bundled preset with a prior
+    **speech.FULL,
 )
 QUICK = dict(
     batch_sizes=[32],
@@ -92,6 +95,7 @@ QUICK = dict(
     sampling_n=4,
     sampling_rounds=1,
     sampling_presets=["mnist"],
+    **speech.QUICK,
 )
 PROFILE_CALLS = 2  # compiled calls traced by --profile-tf
 # A backend's training worker runs 8 models; on a busy machine, where
@@ -142,6 +146,11 @@ def parse_args(argv=None):
         help="skip the prior sampling speed of the presets",
     )
     parser.add_argument(
+        "--no-speech",
+        action="store_true",
+        help="skip the speech VQ-VAE's training and generation speed",
+    )
+    parser.add_argument(
         "--profile-tf",
         metavar="OUT_DIR",
         help="only trace a few TensorFlow training steps of the default "
@@ -185,7 +194,8 @@ def run_sections(args, backends, settings):
 
     Returns:
         dict: the results by section (`model`, `options`, `quantizer`,
-        `sampling`, `probe`), with the machine and library versions.
+        `sampling`, `speech`, `probe`), with the machine and library
+        versions.
     """
     results = {
         "machine": machine_info(),
@@ -215,6 +225,11 @@ def run_sections(args, backends, settings):
         _log("prior sampling ...")
         results["sampling"] = {
             b: run_worker("sampling", b, settings, log=_log) for b in backends
+        }
+    if not args.no_speech:
+        _log("speech VQ-VAE ...")
+        results["speech"] = {
+            b: run_worker("speech", b, settings, log=_log) for b in backends
         }
     if settings["probe"] and not args.no_probe:
         _log("JAX probe ...")

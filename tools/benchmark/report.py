@@ -10,6 +10,7 @@ from . import options
 from . import quantizer_memory
 from . import roofline
 from . import sampling
+from . import speech
 from . import throughput
 from .formatting import fmt_number
 
@@ -96,6 +97,7 @@ def render(results, command, started, settings):
         + options.render(results.get("options"))
         + quantizer_memory.render(results.get("quantizer", []))
         + sampling.render(results.get("sampling"))
+        + speech.render(results.get("speech"))
         + jax_probe.render(results.get("probe"))
         + _findings(results)
         + ["", END, ""]
