@@ -422,7 +422,14 @@ def conversion_targets(clips, count=4):
 
 
 def measure_conversion(
-    model, classifier, clips, targets, count=16, seconds=2.0, seed=0
+    model,
+    classifier,
+    clips,
+    targets,
+    count=16,
+    seconds=2.0,
+    seed=0,
+    probe=None,
 ):
     """Converts the start of `count` test clips to another of `targets`
     (the next one after the clip's own speaker, cyclically) and measures:
@@ -431,7 +438,9 @@ def measure_conversion(
       as their target, beside its accuracy on the originals and on the
       reconstructions (each clip's own speaker);
     * content: the share of codes the converted clip re-encodes to, that
-      equal the source clip's codes.
+      equal the source clip's codes; with a `PhonemeProbe` (clips with
+      phoneme timings), its accuracy on the converted clips' codes beside
+      the originals'.
 
     Returns:
         `(metrics, (converted, target ids, picks))`; `picks` are the clips'
@@ -453,7 +462,8 @@ def measure_conversion(
     def heard(audio):
         return classifier.predict([a[:n] for a, n in zip(audio, lengths)])
 
-    kept = model.encode(converted) == codes
+    converted_codes = model.encode(converted)
+    kept = converted_codes == codes
     metrics = {
         "target_speakers": [clips.speaker_names[t] for t in targets],
         "classifier_accuracy_on_originals": float(
@@ -470,6 +480,21 @@ def measure_conversion(
         "clips": int(len(batch)),
         "seconds_per_clip": seconds,
     }
+    if probe is not None:
+        labels = [
+            frame_labels(clips.segments[pick], 1, model.hop_length)
+            for pick in picks
+        ]
+        valid = -(-lengths // model.hop_length)  # codes of real samples
+
+        def probed(all_codes):
+            return probe.accuracy(
+                np.concatenate([c[:n] for c, n in zip(all_codes, valid)]),
+                np.concatenate([label[:n] for label, n in zip(labels, valid)]),
+            )
+
+        metrics["phoneme_probe_on_originals"] = probed(codes)
+        metrics["phoneme_probe_on_converted"] = probed(converted_codes)
     return metrics, (converted, chosen, picks)
 
 
@@ -485,39 +510,55 @@ def code_phonemes(model, clips):
     return pairs
 
 
-def phoneme_probe(model, train, test):
+class PhonemeProbe:
     """The paper's probe: each code is mapped to the phoneme it most often
-    covers on the training clips; accuracy of that map on the test clips
-    against always answering the most frequent training phoneme.
+    covers on the training clips (codes never seen there answer the most
+    frequent phoneme)."""
+
+    def __init__(self, model, train):
+        _check_timings(train)
+        self.phonemes = train.phonemes
+        self.counts = np.zeros((model.num_embeddings, len(train.phonemes)), int)
+        for codes, labels in code_phonemes(model, train):
+            np.add.at(self.counts, (codes, labels), 1)
+        self.most_frequent = int(self.counts.sum(0).argmax())
+        seen = self.counts.sum(1) > 0
+        self.mapping = np.where(seen, self.counts.argmax(1), self.most_frequent)
+
+    def accuracy(self, codes, labels):
+        return float(np.mean(self.mapping[codes] == labels))
+
+
+def _check_timings(clips):
+    if clips.segments is None:
+        raise DataError(
+            "The phoneme probe needs phoneme timings: an eSpeak corpus "
+            "(tools/make_espeak_corpus.py); this folder has none."
+        )
+
+
+def phoneme_probe(model, train, test, probe=None):
+    """`PhonemeProbe` fitted on `train` (or `probe`, fitted already),
+    measured on `test` against always answering the most frequent
+    training phoneme.
 
     Returns:
         dict of the accuracy, the baseline, the phonemes present in the
         test labels and the codes used on the training clips.
     """
-    if train.segments is None or test.segments is None:
-        raise DataError(
-            "The phoneme probe needs phoneme timings: an eSpeak corpus "
-            "(tools/make_espeak_corpus.py); this folder has none."
-        )
-    num_phonemes = len(train.phonemes)
-    counts = np.zeros((model.num_embeddings, num_phonemes), int)
-    for codes, labels in code_phonemes(model, train):
-        np.add.at(counts, (codes, labels), 1)
-    most_frequent = int(counts.sum(0).argmax())
-    mapping = np.where(
-        counts.sum(1) > 0, counts.argmax(1), most_frequent
-    )  # codes never seen in training answer the most frequent phoneme
+    probe = probe or PhonemeProbe(model, train)
+    _check_timings(test)
     pairs = code_phonemes(model, test)
     codes = np.concatenate([c for c, _ in pairs])
     labels = np.concatenate([label for _, label in pairs])
     return {
-        "accuracy": float(np.mean(mapping[codes] == labels)),
+        "accuracy": probe.accuracy(codes, labels),
         "most_frequent_phoneme_accuracy": float(
-            np.mean(labels == most_frequent)
+            np.mean(labels == probe.most_frequent)
         ),
-        "most_frequent_phoneme": train.phonemes[most_frequent],
+        "most_frequent_phoneme": probe.phonemes[probe.most_frequent],
         "phonemes_in_test_labels": int(len(np.unique(labels))),
-        "codes_used_on_training_clips": int((counts.sum(1) > 0).sum()),
+        "codes_used_on_training_clips": int((probe.counts.sum(1) > 0).sum()),
         "test_codes": int(len(codes)),
         "codes_per_second": model.sample_rate / model.hop_length,
     }
@@ -676,6 +717,11 @@ def train_speech_vqvae(
     )
     log(f"reconstruction (test): {reconstruction}")
     test_metrics = {"reconstruction": reconstruction}
+    probe = None
+    if train.segments is not None:
+        probe = PhonemeProbe(model, train)
+        test_metrics["phoneme_probe"] = phoneme_probe(model, train, test, probe)
+        log(f"phoneme probe (test): {test_metrics['phoneme_probe']}")
     targets = conversion_targets(train) if len(train.speaker_names) > 1 else []
     if len(targets):
         classifier = SpeakerClassifier(len(train.speaker_names), rate, seed)
@@ -688,11 +734,9 @@ def train_speech_vqvae(
             eval_clips,
             eval_seconds,
             seed,
+            probe,
         )
         log(f"speaker conversion (test): {test_metrics['speaker_conversion']}")
-    if train.segments is not None:
-        test_metrics["phoneme_probe"] = phoneme_probe(model, train, test)
-        log(f"phoneme probe (test): {test_metrics['phoneme_probe']}")
     _write_samples(model, preset_dir, test, targets, eval_seconds, seed)
     metadata = {
         "modality": "speech",

@@ -290,7 +290,12 @@ def test_train_speech_writes_a_measured_preset_and_resumes(
     assert 0 <= printed["phoneme_probe"]["accuracy"] <= 1
     conversion = printed["speaker_conversion"]
     assert len(conversion["target_speakers"]) == 2
-    for key in ("converted_heard_as_target", "codes_kept_by_conversion"):
+    for key in (
+        "converted_heard_as_target",
+        "codes_kept_by_conversion",
+        "phoneme_probe_on_originals",
+        "phoneme_probe_on_converted",
+    ):
         assert 0 <= conversion[key] <= 1
     assert metadata["training"]["steps"] == 4
     assert len(metadata["speakers"]) == 2
