@@ -372,7 +372,7 @@ def render_speech_model_card(name, metadata, config, files):
     """The model card of a speech preset (`SpeechVQVAE`)."""
     training = metadata.get("training", {})
     speakers = config.get("speakers", [])
-    hop = 2 ** config["num_downsamples"]
+    hop = 2 ** config["num_downsamples"] * config.get("final_stride", 1)
     sections = [
         "---\n" + speech_card_data(name, metadata).to_yaml() + "\n---",
         f"# Speech VQ-VAE `{name}`",

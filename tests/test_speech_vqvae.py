@@ -241,3 +241,25 @@ def test_cli_converts_encodes_and_decodes_audio_files(tmp_path, capsys):
         == 1
     )
     assert "Cannot read" in capsys.readouterr().err
+
+
+def test_a_final_stride_gives_code_rates_between_powers_of_two():
+    # 3 stride-2 convolutions and one of stride 5: one code per 40 samples
+    # (at 16 kHz, 7 and 5 give the paper's 25 Hz).
+    model = SpeechVQVAE(**{**SMALL, "num_downsamples": 3, "final_stride": 5})
+    assert model.hop_length == 40
+    audio = tones(2, 400)
+    assert model.encode(audio).shape == (2, 10)
+    assert model.encode(audio[0, :390]).shape == (10,)  # padded to 400
+    assert model.decode(model.encode(audio[0]), "ben", seed=0).shape == (400,)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(
+        {"audio": audio[..., None], "speakers": np.array([0, 1])},
+        epochs=1,
+        verbose=0,
+    )
+    assert np.isfinite(history.history["loss"]).all()
+    again = SpeechVQVAE.from_config(model.get_config())
+    assert again.hop_length == 40 and again.encoder.final_stride == 5
+    with pytest.raises(ValueError, match="final_stride"):
+        SpeechVQVAE(**{**SMALL, "final_stride": 0})

@@ -36,6 +36,8 @@ class SpeechVQVAE(VQVAEBase):
         embedding_dim: int. Code size D.
         encoder_dim: int. Channels of the encoder's convolutions.
         num_downsamples: int. Stride-2 convolutions of the encoder.
+        final_stride: int. Stride of one more encoder convolution (1: none);
+            one code per `2 ** num_downsamples * final_stride` samples.
         residual_dim, skip_dim, num_layers, dilation_cycle,
         conditioning_dim, speaker_dim: the `WaveNetDecoder`'s sizes.
         **kwargs: `VQVAEBase` arguments (quantizer, commitment_cost, ...)
@@ -64,6 +66,7 @@ class SpeechVQVAE(VQVAEBase):
         embedding_dim=64,
         encoder_dim=128,
         num_downsamples=6,
+        final_stride=1,
         residual_dim=64,
         skip_dim=128,
         num_layers=20,
@@ -78,6 +81,7 @@ class SpeechVQVAE(VQVAEBase):
         check_positive_int("sample_rate", sample_rate)
         check_positive_int("encoder_dim", encoder_dim)
         check_positive_int("num_downsamples", num_downsamples)
+        check_positive_int("final_stride", final_stride)
         speakers = [str(name) for name in speakers]
         if len(set(speakers)) != len(speakers):
             raise ValueError(
@@ -87,6 +91,7 @@ class SpeechVQVAE(VQVAEBase):
         self.encoder = AudioEncoder(
             encoder_dim,
             num_downsamples=num_downsamples,
+            final_stride=final_stride,
             dtype=self.dtype_policy,
             name="encoder",
         )
@@ -100,7 +105,7 @@ class SpeechVQVAE(VQVAEBase):
             num_layers=num_layers,
             dilation_cycle=dilation_cycle,
             conditioning_dim=conditioning_dim,
-            upsampling_factor=2**num_downsamples,
+            upsampling_factor=2**num_downsamples * final_stride,
             num_speakers=len(speakers),
             speaker_dim=speaker_dim,
             dtype=self.dtype_policy,
@@ -111,6 +116,7 @@ class SpeechVQVAE(VQVAEBase):
         self.speakers = speakers
         self.encoder_dim = encoder_dim
         self.num_downsamples = num_downsamples
+        self.final_stride = final_stride
         self.residual_dim = residual_dim
         self.skip_dim = skip_dim
         self.num_layers = num_layers
@@ -123,7 +129,7 @@ class SpeechVQVAE(VQVAEBase):
     @property
     def hop_length(self):
         """Samples per code."""
-        return 2**self.num_downsamples
+        return 2**self.num_downsamples * self.final_stride
 
     @property
     def signal_shape(self):
@@ -342,6 +348,7 @@ class SpeechVQVAE(VQVAEBase):
                 "speakers": list(self.speakers),
                 "encoder_dim": self.encoder_dim,
                 "num_downsamples": self.num_downsamples,
+                "final_stride": self.final_stride,
                 "residual_dim": self.residual_dim,
                 "skip_dim": self.skip_dim,
                 "num_layers": self.num_layers,
