@@ -20,6 +20,8 @@ from keras_vqvae.models import PixelCNNPrior
 
 GOLDEN = Path(__file__).parent / "data" / "bundled_preset_outputs.npz"
 PRESETS = ["mnist", "fashion_mnist", "cifar10", "imagenet_128"]
+# Presets whose prior is an `ActionConditionalPrior` over frame codes.
+VIDEO_PRESETS = ["crafter_84"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def golden():
         return {key: arrays[key] for key in arrays.files}
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", PRESETS + VIDEO_PRESETS)
 def test_codes_and_reconstructions_are_unchanged(golden, name):
     model = VQVAE.from_preset(name)
     images = golden[f"{name}/images"]
@@ -57,6 +59,27 @@ def test_prior_likelihoods_and_samples_are_unchanged(golden, name):
     np.testing.assert_array_equal(samples, golden[f"{name}/samples"])
 
 
+@pytest.mark.parametrize("name", VIDEO_PRESETS)
+def test_next_frame_scores_and_rollouts_are_unchanged(golden, name):
+    from keras_vqvae.models import ActionConditionalPrior
+
+    prior = ActionConditionalPrior.from_preset(name)
+    codes = golden[f"{name}/codes"].astype("int32")
+    context, actions = _video_inputs(codes)
+    log_prob, _ = prior.next_frame_scores(codes, context, actions)
+    np.testing.assert_allclose(log_prob, golden[f"{name}/log_prob"], rtol=1e-5)
+    rollout = prior.rollout(context[:2], np.stack([actions[:2]] * 2, 1), seed=0)
+    np.testing.assert_array_equal(rollout, golden[f"{name}/samples"])
+
+
+def _video_inputs(codes):
+    """Each golden image's context: every image's codes, in a fixed order;
+    actions cycling through the first ones."""
+    order = np.arange(len(codes))
+    context = np.stack([codes[np.roll(order, k)] for k in (2, 1)], axis=1)
+    return context, order % 5
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_bundled_configs_hold_their_table_entries(name):
     from keras_vqvae.models import PIXELCNN_PRIOR_PRESETS
@@ -79,6 +102,8 @@ def test_bundled_configs_hold_their_table_entries(name):
 def golden_outputs(name, images, labels=None):
     """The golden entries of preset `name` for uint8 `images`."""
     model = VQVAE.from_preset(name)
+    if name in VIDEO_PRESETS:
+        return _video_golden_outputs(name, model, images)
     prior = PixelCNNPrior.from_preset(name)
     codes = model.encode(images)
     if prior.num_classes and labels is None:
@@ -98,12 +123,50 @@ def golden_outputs(name, images, labels=None):
     return {f"{name}/{key}": value for key, value in outputs.items()}
 
 
+def _video_golden_outputs(name, model, images):
+    from keras_vqvae.models import ActionConditionalPrior
+
+    prior = ActionConditionalPrior.from_preset(name)
+    codes = model.encode(images)
+    context, actions = _video_inputs(codes.astype("int32"))
+    outputs = {
+        "images": images,
+        "codes": codes,
+        "reconstructions": model.reconstruct(images),
+        "decoded": model.decode_indices(codes),
+        "log_prob": prior.next_frame_scores(codes, context, actions)[0],
+        "samples": prior.rollout(
+            context[:2], np.stack([actions[:2]] * 2, 1), seed=0
+        ),
+    }
+    return {f"{name}/{key}": value for key, value in outputs.items()}
+
+
+def smooth_images(shape, count, seed=0):
+    """uint8 images of smooth random colour fields (bilinear upsampling of
+    a random 4x4 field), for presets that have no golden images yet."""
+    rng = np.random.default_rng(seed)
+    h, w, c = shape
+    coarse = rng.uniform(0, 255, (count, 4, 4, c))
+    rows = np.linspace(0, 3, h)
+    cols = np.linspace(0, 3, w)
+    r0, c0 = np.floor(rows).astype(int), np.floor(cols).astype(int)
+    r1, c1 = np.minimum(r0 + 1, 3), np.minimum(c0 + 1, 3)
+    fr, fc = (rows - r0)[:, None, None], (cols - c0)[None, :, None]
+    top = coarse[:, r0][:, :, c0] * (1 - fc) + coarse[:, r0][:, :, c1] * fc
+    bottom = coarse[:, r1][:, :, c0] * (1 - fc) + coarse[:, r1][:, :, c1] * fc
+    return np.round(top * (1 - fr) + bottom * fr).astype("uint8")
+
+
 def update_golden(names):
     """Rewrites the entries of the presets `names`, on their old images."""
     with np.load(GOLDEN) as arrays:
         entries = {key: arrays[key] for key in arrays.files}
     for name in names:
-        images = entries[f"{name}/images"]
+        images = entries.get(f"{name}/images")
+        if images is None:  # a new preset
+            shape = VQVAE.from_preset(name).image_shape
+            images = smooth_images(tuple(shape), count=4)
         entries = {
             k: v for k, v in entries.items() if not k.startswith(name + "/")
         }

@@ -44,6 +44,9 @@ RUN_BY = {
     "train_a_prior_and_sample.py": "test_train_a_prior_and_sample",
     "publish_a_preset.py": "test_publish_a_preset_to_local_hub",
     "distributed_training.py": "test_distributed_training",
+    "video_prediction_in_latent_space.py": (
+        "test_video_prediction_in_latent_space"
+    ),
     "speech_codes_conversion_and_phonemes.py": (
         "test_speech_codes_conversion_and_phonemes"
     ),
@@ -269,4 +272,17 @@ def test_speech_codes_conversion_and_phonemes(tmp_path):
         "converted clips heard as their target:",
         "phoneme probe:",
     ):
+        assert line in result.stdout
+
+
+@pytest.mark.slow
+def test_video_prediction_in_latent_space(tmp_path):
+    from test_crafter_episodes import require_crafter
+
+    require_crafter()
+    result = run_guide(
+        "video_prediction_in_latent_space.py", _quick_env(tmp_path)
+    )
+    assert_files(tmp_path, ["rollout.png", "rollout.gif", "left_or_right.png"])
+    for line in ("copy the last frame", "PSNR per step, generated"):
         assert line in result.stdout

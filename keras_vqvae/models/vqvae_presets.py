@@ -54,4 +54,11 @@ VQVAE_PRESETS = {
         "tfds": "imagenet2012",
         "config": {**_CIFAR10, "image_shape": (128, 128, 3)},
     },
+    "crafter_84": {
+        "description": "Crafter video frames, 84x84x3 -> 21x21 codes, K = "
+        "512 (the paper's DeepMind Lab shapes), with an action-conditional "
+        "next-frame prior.",
+        "tfds": None,
+        "config": {**_CIFAR10, "image_shape": (84, 84, 3)},
+    },
 }
