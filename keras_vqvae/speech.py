@@ -35,7 +35,6 @@ from keras_vqvae.data.speech_corpus import CORPUS_FILE
 from keras_vqvae.data.speech_corpus import frame_labels
 from keras_vqvae.data.speech_corpus import load_speech_corpus
 from keras_vqvae.errors import DataError
-from keras_vqvae.errors import NaNLossError
 from keras_vqvae.models import SpeechVQVAE
 from keras_vqvae.precision import training_policy
 from keras_vqvae.presets import PresetFolder
@@ -665,6 +664,7 @@ def train_speech_vqvae(
     from keras_vqvae.workflows import _float32_copy
     from keras_vqvae.workflows import _learning_rate_history
     from keras_vqvae.workflows import _StepLogger
+    from keras_vqvae.workflows import check_final_loss
 
     started = time.time()
     keras.utils.set_random_seed(seed)
@@ -705,12 +705,7 @@ def train_speech_vqvae(
             _StepLogger(work_dir / "train_log.jsonl", checkpoint_every),
         ],
     )
-    losses = history.history.get("loss", [])
-    if losses and not np.isfinite(losses[-1]):
-        raise NaNLossError(
-            f"The loss became {losses[-1]} at epoch {len(losses)}; no preset "
-            f"was written. Checkpoints before it are in {work_dir / 'backup'}."
-        )
+    check_final_loss(history, work_dir)
     model = _float32_copy(model)
     reconstruction, _ = measure_reconstructions(
         model, test, eval_clips, eval_seconds, seed

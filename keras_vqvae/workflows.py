@@ -402,6 +402,17 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
             )
 
 
+def check_final_loss(history, work_dir):
+    """Raises `NaNLossError` if the training run's last loss is not finite
+    (`TerminateOnNaN` stopped it), naming the checkpoints before it."""
+    losses = history.history.get("loss", [])
+    if losses and not np.isfinite(losses[-1]):
+        raise NaNLossError(
+            f"The loss became {losses[-1]} at epoch {len(losses)}; no preset "
+            f"was written. Checkpoints before it are in {work_dir / 'backup'}."
+        )
+
+
 def _constant_learning_rate(optimizer):
     """The optimizer's learning rate as a float; None for a schedule."""
     if isinstance(
@@ -601,12 +612,7 @@ def train_vqvae(
             _StepLogger(work_dir / "train_log.jsonl", checkpoint_every),
         ],
     )
-    losses = history.history.get("loss", [])
-    if losses and not np.isfinite(losses[-1]):
-        raise NaNLossError(
-            f"The loss became {losses[-1]} at epoch {len(losses)}; no preset "
-            f"was written. Checkpoints before it are in {work_dir / 'backup'}."
-        )
+    check_final_loss(history, work_dir)
     model = _float32_copy(model)
     results = measure_reconstructions(model, test_images)
     metadata = {
