@@ -295,16 +295,57 @@ def render_model_card(name, metadata, config, images):
     return "\n\n".join(sections) + "\n"
 
 
+# (section of `test_metrics`, key, metric type, label) of a speech card.
+_SPEECH_METRICS = (
+    (
+        "reconstruction",
+        "log_spectral_distance_db",
+        "log_spectral_distance",
+        "Log-spectral distance (dB) of reconstructions",
+    ),
+    (
+        "phoneme_probe",
+        "accuracy",
+        "accuracy",
+        "Phoneme probe accuracy (code -> most frequent phoneme)",
+    ),
+    (
+        "speaker_conversion",
+        "converted_heard_as_target",
+        "accuracy",
+        "Converted clips identified as the target speaker",
+    ),
+)
+
+
 def speech_card_data(name, metadata):
     """The Hub metadata of a speech preset's card."""
+    from huggingface_hub import EvalResult
     from huggingface_hub import ModelCardData
 
+    metrics = metadata.get("test_metrics", {})
+    dataset = str(metadata.get("dataset", name))
+    results = [
+        EvalResult(
+            task_type="audio-to-audio",
+            task_name="Speech reconstruction and voice conversion",
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split="test",
+            metric_type=kind,
+            metric_name=label,
+            metric_value=float(f"{metrics[section][key]:.4g}"),
+        )
+        for section, key, kind, label in _SPEECH_METRICS
+        if key in metrics.get(section, {})
+    ]
     return ModelCardData(
         library_name="keras",
         license="apache-2.0",
         pipeline_tag="audio-to-audio",
         tags=["keras", "keras-vqvae", "vq-vae", "discrete-latents", "speech"],
         model_name=f"vqvae-{name}",
+        eval_results=results or None,
     )
 
 
@@ -382,9 +423,10 @@ def render_speech_model_card(name, metadata, config, files):
         f"{hop} samples ({config['sample_rate'] / hop:g} codes/s) and a "
         "WaveNet decoder conditioned on the codes and the speaker, made "
         "with [keras-vqvae](https://github.com/keras-vqvae/keras-vqvae).",
-        "```python\nfrom keras_vqvae.audio import read_audio\n"
-        "from keras_vqvae.models import SpeechVQVAE\n\n"
-        f'model = SpeechVQVAE.from_preset("{name}")\n'
+        "```python\nimport keras\nimport keras_vqvae  # registers the model classes\n"
+        "from keras_vqvae.audio import read_audio\n\n"
+        'model = keras.saving.load_model("hf://owner/repo")  # this repository\n'
+        f'# or: keras_vqvae.models.SpeechVQVAE.from_preset("{name}")\n'
         'audio = read_audio("in.wav", model.sample_rate)  # resampled, mono\n'
         "codes = model.encode(audio)\n"
         f'other = model.decode(codes, speaker="{speakers[-1] if speakers else 0}")\n```',

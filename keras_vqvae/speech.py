@@ -735,7 +735,7 @@ def train_speech_vqvae(
     _write_samples(model, preset_dir, test, targets, eval_seconds, seed)
     metadata = {
         "modality": "speech",
-        "dataset": str(source),
+        "dataset": Path(source).name,
         "sample_rate": rate,
         "speakers": list(train.speaker_names),
         "codes_per_second": rate / model.hop_length,

@@ -22,6 +22,8 @@ GOLDEN = Path(__file__).parent / "data" / "bundled_preset_outputs.npz"
 PRESETS = ["mnist", "fashion_mnist", "cifar10", "imagenet_128"]
 # Presets whose prior is an `ActionConditionalPrior` over frame codes.
 VIDEO_PRESETS = ["crafter_84"]
+# `SpeechVQVAE` presets: codes, teacher-forced logits and generated audio.
+SPEECH_PRESETS = ["speech_fillets", "speech_espeak"]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,51 @@ def _video_inputs(codes):
     order = np.arange(len(codes))
     context = np.stack([codes[np.roll(order, k)] for k in (2, 1)], axis=1)
     return context, order % 5
+
+
+@pytest.mark.parametrize("name", SPEECH_PRESETS)
+def test_speech_codes_logits_and_generated_audio_are_unchanged(golden, name):
+    outputs = _speech_golden_outputs(name, golden[f"{name}/audio"])
+    np.testing.assert_array_equal(outputs["codes"], golden[f"{name}/codes"])
+    np.testing.assert_allclose(
+        outputs["log_prob"], golden[f"{name}/log_prob"], rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_array_equal(
+        outputs["generated"], golden[f"{name}/generated"]
+    )
+
+
+def _speech_golden_outputs(name, audio):
+    """A speech preset's codes of `audio`, the teacher-forced log-likelihood
+    of each of its mu-law levels (as the last speaker) and the audio it
+    generates from the first two codes (seed 0)."""
+    from keras_vqvae.audio import mu_law_encode
+    from keras_vqvae.models import SpeechVQVAE
+
+    model = SpeechVQVAE.from_preset(name)
+    codes = model.encode(audio)
+    batch = model.prepare_audio(audio)[None]
+    speaker = len(model.speakers) - 1
+    logits = model.predict_on_batch([batch, np.array([speaker], "int32")])
+    logits = np.asarray(logits, "float64")[0]
+    logits -= logits.max(-1, keepdims=True)
+    levels = np.asarray(mu_law_encode(batch[0, :, 0]))
+    log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    return {
+        "audio": audio,
+        "codes": codes,
+        "log_prob": np.take_along_axis(log_softmax, levels[:, None], 1)[:, 0],
+        "generated": model.decode(codes[:2], speaker=speaker, seed=0),
+    }
+
+
+def speech_test_audio(seconds=0.25, sample_rate=16000, seed=0):
+    """A voiced-like test clip: a gliding tone with harmonics and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    phase = 2 * np.pi * (120 * t + 80 * t**2)
+    tone = sum(np.sin(k * phase) / k for k in range(1, 6))
+    return (0.3 * tone + 0.01 * rng.standard_normal(len(t))).astype("float32")
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -159,19 +206,28 @@ def smooth_images(shape, count, seed=0):
 
 
 def update_golden(names):
-    """Rewrites the entries of the presets `names`, on their old images."""
+    """Rewrites the entries of the presets `names`, on their old inputs
+    (new ones for a new preset)."""
     with np.load(GOLDEN) as arrays:
         entries = {key: arrays[key] for key in arrays.files}
     for name in names:
-        images = entries.get(f"{name}/images")
-        if images is None:  # a new preset
-            shape = VQVAE.from_preset(name).image_shape
-            images = smooth_images(tuple(shape), count=4)
-        entries = {
-            k: v for k, v in entries.items() if not k.startswith(name + "/")
-        }
-        entries.update(golden_outputs(name, images))
+        old = {k: v for k, v in entries.items() if k.startswith(name + "/")}
+        for key in old:
+            del entries[key]
+        entries.update(_new_golden_entries(name, old))
     np.savez_compressed(GOLDEN, **entries)
+
+
+def _new_golden_entries(name, old):
+    if name in SPEECH_PRESETS:
+        audio = old.get(f"{name}/audio", speech_test_audio())
+        outputs = _speech_golden_outputs(name, audio)
+        return {f"{name}/{key}": value for key, value in outputs.items()}
+    images = old.get(f"{name}/images")
+    if images is None:
+        shape = VQVAE.from_preset(name).image_shape
+        images = smooth_images(tuple(shape), count=4)
+    return golden_outputs(name, images)
 
 
 if __name__ == "__main__":

@@ -414,9 +414,12 @@ def test_keras_load_model_reads_a_preset_folder(preset_dir):
 def test_bundled_model_cards_are_valid_hub_metadata():
     from huggingface_hub import ModelCard
 
-    for name in list_presets():
+    for name, metadata in list_presets().items():
         card = ModelCard.load(REPO_ROOT / "presets" / name / "README.md")
-        assert card.data.pipeline_tag == "image-to-image"
+        speech = metadata.get("modality") == "speech"
+        assert card.data.pipeline_tag == (
+            "audio-to-audio" if speech else "image-to-image"
+        ), name
         assert card.data.eval_results and all(
             r.dataset_type and r.dataset_split == "test"
             for r in card.data.eval_results
