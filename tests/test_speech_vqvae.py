@@ -307,3 +307,12 @@ def test_speech_preset_through_the_hub_client(tmp_path):
     codes = np.load(tmp_path / "codes.npy")
     np.testing.assert_array_equal(codes[0], model.encode(audio))
     np.testing.assert_array_equal(codes[1], codes[0])
+
+
+def test_decode_handles_clips_of_several_lengths():
+    # TensorFlow's compiled loop is retraced with an unknown length from
+    # the second length on: each must still decode.
+    model = SpeechVQVAE(**SMALL)
+    for length in (3, 5, 2):
+        codes = np.arange(length) % 16
+        assert model.decode(codes, seed=0).shape == (length * model.hop_length,)

@@ -335,9 +335,12 @@ class SpeechVQVAE(VQVAEBase):
             return new, queues, levels
 
         start = ops.full((batch,), MU_LAW_LEVELS // 2, "int32")
-        levels = ops.zeros((batch, uniforms.shape[0]), "int32")
+        # Dynamic: TensorFlow retraces with an unknown length once a second
+        # length is decoded (`reduce_retracing`).
+        length = ops.shape(uniforms)[0]
+        levels = ops.zeros((batch, length), "int32")
         state = (start, decoder.initial_queues(batch), levels)
-        _, _, levels = ops.fori_loop(0, uniforms.shape[0], body, state)
+        _, _, levels = ops.fori_loop(0, length, body, state)
         return levels
 
     def get_config(self):
