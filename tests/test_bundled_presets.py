@@ -22,7 +22,7 @@ GOLDEN = Path(__file__).parent / "data" / "bundled_preset_outputs.npz"
 PRESETS = ["mnist", "fashion_mnist", "cifar10", "imagenet_128"]
 # Presets whose prior is an `ActionConditionalPrior` over frame codes.
 VIDEO_PRESETS = ["crafter_84"]
-# `SpeechVQVAE` presets: codes, teacher-forced logits and generated audio.
+# `SpeechVQVAE` presets: codes, teacher-forced log-likelihoods, generated audio.
 SPEECH_PRESETS = ["speech_fillets", "speech_espeak"]
 
 
@@ -83,7 +83,9 @@ def _video_inputs(codes):
 
 
 @pytest.mark.parametrize("name", SPEECH_PRESETS)
-def test_speech_codes_logits_and_generated_audio_are_unchanged(golden, name):
+def test_speech_codes_likelihoods_and_generated_audio_are_unchanged(
+    golden, name
+):
     outputs = _speech_golden_outputs(name, golden[f"{name}/audio"])
     np.testing.assert_array_equal(outputs["codes"], golden[f"{name}/codes"])
     np.testing.assert_allclose(

@@ -427,6 +427,22 @@ def test_bundled_model_cards_are_valid_hub_metadata():
         assert 'keras.saving.load_model("hf://' in card.text
 
 
+def upload_and_run(tmp_path, preset_dir, repo_id, script, *args):
+    """Uploads `preset_dir` to a loopback Hub as `repo_id` with the upload
+    tool, then runs `python -c script hf://repo_id *args` as a user with an
+    empty cache."""
+    upload = str(REPO_ROOT / "tools" / "upload_preset.py")
+    with HubServer(tmp_path / "hub") as server:
+        run_python(
+            [upload, str(preset_dir), repo_id],
+            hub_env(server.url, tmp_path / "uploader"),
+        )
+        run_python(
+            ["-c", script, f"hf://{repo_id}", *map(str, args)],
+            hub_env(server.url, tmp_path / "user"),
+        )
+
+
 KERAS_LOAD = """
 import sys, keras, numpy as np
 import keras_vqvae
@@ -439,22 +455,14 @@ np.save(sys.argv[3], model.encode(np.load(sys.argv[2])))
 def test_keras_load_model_from_the_hub(preset_dir, tmp_path):
     np.save(tmp_path / "images.npy", IMAGES)
     expected = VQVAE.from_preset(preset_dir).encode(IMAGES)
-    upload = str(REPO_ROOT / "tools" / "upload_preset.py")
-    with HubServer(tmp_path / "hub") as server:
-        run_python(
-            [upload, str(preset_dir), "user/tiny"],
-            hub_env(server.url, tmp_path / "uploader"),
-        )
-        run_python(
-            [
-                "-c",
-                KERAS_LOAD,
-                "hf://user/tiny",
-                str(tmp_path / "images.npy"),
-                str(tmp_path / "codes.npy"),
-            ],
-            hub_env(server.url, tmp_path / "user"),
-        )
+    upload_and_run(
+        tmp_path,
+        preset_dir,
+        "user/tiny",
+        KERAS_LOAD,
+        tmp_path / "images.npy",
+        tmp_path / "codes.npy",
+    )
     np.testing.assert_array_equal(np.load(tmp_path / "codes.npy"), expected)
 
 

@@ -278,32 +278,21 @@ np.save(sys.argv[3], np.stack([by_preset, by_keras]))
 
 @pytest.mark.slow
 def test_speech_preset_through_the_hub_client(tmp_path):
-    from hub_server import HubServer
-    from test_presets import REPO_ROOT
-    from test_presets import hub_env
-    from test_presets import run_python
+    from test_presets import upload_and_run
 
     model = SpeechVQVAE(**SMALL)
     preset = tmp_path / "preset"
     model.save_to_preset(preset)
     audio = tones(2, 1024)
     np.save(tmp_path / "audio.npy", audio)
-    upload = str(REPO_ROOT / "tools" / "upload_preset.py")
-    with HubServer(tmp_path / "hub") as server:
-        run_python(
-            [upload, str(preset), "user/speech-tiny"],
-            hub_env(server.url, tmp_path / "uploader"),
-        )
-        run_python(
-            [
-                "-c",
-                SPEECH_HUB_LOAD,
-                "hf://user/speech-tiny",
-                str(tmp_path / "audio.npy"),
-                str(tmp_path / "codes.npy"),
-            ],
-            hub_env(server.url, tmp_path / "user"),
-        )
+    upload_and_run(
+        tmp_path,
+        preset,
+        "user/speech-tiny",
+        SPEECH_HUB_LOAD,
+        tmp_path / "audio.npy",
+        tmp_path / "codes.npy",
+    )
     codes = np.load(tmp_path / "codes.npy")
     np.testing.assert_array_equal(codes[0], model.encode(audio))
     np.testing.assert_array_equal(codes[1], codes[0])
