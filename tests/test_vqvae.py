@@ -56,6 +56,28 @@ def test_model_shapes_and_high_level_methods(mnist_slice):
     assert floats.dtype == np.float32
 
 
+def test_compiled_encode_and_decode_follow_the_current_weights(mnist_slice):
+    model = tiny_model()
+    images = mnist_slice[:6]
+    model.encode(images), model.decode_codes(np.zeros((2, 7, 7), "int32"))
+    # New weights after the first (compiling) call, as training gives.
+    model.quantizer.codebook.assign(model.quantizer.codebook * -3.0 + 0.1)
+    kernel = model.decoder.weights[0]
+    kernel.assign(kernel * 2.0)
+
+    x = model.preprocess(images)
+    z = model.pre_quantization(model.encoder(x))
+    eager_codes = keras.ops.convert_to_numpy(model.quantizer.get_indices(z))
+    codes = model.encode(images, batch_size=4)  # a full and a partial batch
+    np.testing.assert_array_equal(codes, eager_codes)
+    eager_images = model.decoder(model.quantizer.lookup(codes))
+    np.testing.assert_allclose(
+        model.decode_codes(codes, batch_size=4),
+        keras.ops.convert_to_numpy(eager_images),
+        atol=1e-5,
+    )
+
+
 def test_fit_lowers_loss_on_real_mnist_and_logs_metrics(mnist_slice):
     model = tiny_model(kmeans_init=True)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
@@ -175,10 +197,14 @@ for quantizer in ("ema", "vq"):
                   kmeans_init=quantizer == "ema")
     model.compile()
     codebook = np.array(model.quantizer.codebook.numpy())
+    model.encode(x[:4])  # compiled before training changes the weights
     history = model.fit(x, batch_size=16, epochs=2, verbose=0).history
     assert np.isfinite(history["loss"]).all(), history
     assert history["loss"][-1] < history["loss"][0], history
     assert not np.allclose(model.quantizer.codebook.numpy(), codebook)
+    z = model.pre_quantization(model.encoder(x))
+    eager = keras.ops.convert_to_numpy(model.quantizer.get_indices(z))
+    np.testing.assert_array_equal(model.encode(x, batch_size=48), eager)
     model.save({str(tmp_path)!r} + f"/{{quantizer}}.keras")
     loaded = keras.saving.load_model({str(tmp_path)!r} + f"/{{quantizer}}.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0),

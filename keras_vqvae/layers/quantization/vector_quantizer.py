@@ -81,6 +81,20 @@ def _all_reduce_sum(x):
     return x
 
 
+def _argmin_rows(scores):
+    """`argmin(scores, axis=1)` as int32.
+
+    On TensorFlow, `keras.ops.argmin` first maps -0.0 to a tiny negative
+    number, three more passes over the N x K scores (a third of `encode`'s
+    time on CPU); the nearest code does not depend on it.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.math.argmin(scores, axis=1, output_type=tf.int32)
+    return ops.cast(ops.argmin(scores, axis=1), "int32")
+
+
 def _all_gather(x):
     """The replicas' `x` concatenated along axis 0 in replica order (the
     global batch, for batch slices); their first axes may differ."""
@@ -369,12 +383,12 @@ class VectorQuantizer(keras.layers.Layer):
         )
 
     def _nearest_codes(self, flat_inputs, codebook):
-        distances = (
-            ops.sum(ops.square(flat_inputs), axis=1, keepdims=True)
-            - 2.0 * ops.matmul(flat_inputs, ops.transpose(codebook))
-            + ops.sum(ops.square(codebook), axis=1)[None, :]
+        # argmin_k ||x - e_k||^2 = argmin_k (||e_k||^2 - 2 x.e_k): ||x||^2
+        # is the same for every code, and adding it is one N x K pass more.
+        scores = ops.sum(ops.square(codebook), axis=1)[None, :] - 2.0 * (
+            ops.matmul(flat_inputs, ops.transpose(codebook))
         )
-        return ops.cast(ops.argmin(distances, axis=1), "int32")
+        return _argmin_rows(scores)
 
     def get_indices(self, inputs):
         """Returns the index of the nearest code of each input vector.
