@@ -373,9 +373,9 @@ def _results(train_ratios, codec_ratio=1.4):
                     for batch, ratio in zip((32, 128), train_ratios)
                 ],
                 "codec": [
-                    _codec_row("encode", "model.encode (eager)", codec_ratio),
+                    _codec_row("encode", "model.encode", codec_ratio),
                     _codec_row("encode", "compiled predict", 0.5),
-                    _codec_row("decode", "model.decode_indices (eager)", 1.35),
+                    _codec_row("decode", "model.decode_indices", 1.35),
                 ],
             },
             "jax": {
@@ -447,7 +447,7 @@ def test_training_and_codec_tables_show_both_peers_and_the_roofline():
     )
     codec = "\n".join(throughput.render_codec(results))
     assert (
-        "| tensorflow | encode | mixed_bfloat16 | model.encode (eager) | "
+        "| tensorflow | encode | mixed_bfloat16 | model.encode | "
         "2,000 (106 GFLOP/s, 26% of peak) | 1,500 (79.5 GFLOP/s, 40% of "
         "peak) |" in codec
     )

@@ -23,8 +23,8 @@ What is measured, one module per section:
   instead of the default `keras_vqvae.layers.Conv2DTranspose` (the ratio
   before and after the library's transposed-convolution fix, in the same
   rounds); encode and decode images/s (`model.encode` /
-  `model.decode_indices`, which run eagerly, and the same computations
-  compiled through `predict`);
+  `model.decode_indices`, which compile their batch computation once,
+  and the same computations through `predict`);
 * `roofline`: the matmul peak of this machine in float32 and bfloat16
   (PyTorch and TensorFlow, the best of each precision) and the FLOPs per
   image of train, encode and decode, counted from the architecture: each
