@@ -661,3 +661,13 @@ def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
         )
         assert speech_row, f"no speech row for {backend}:\n{text}"
         assert float(speech_row.group(2)) > 0
+
+
+def test_every_ablation_variant_trains_a_step():
+    from benchmark import jax_probe
+
+    x = cifar10.images(4)
+    for label, model in jax_probe._ablation_models("tensorflow").items():
+        model.compile()
+        history = model.fit(x, batch_size=2, verbose=0).history
+        assert np.isfinite(history["loss"][0]), label

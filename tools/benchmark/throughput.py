@@ -5,7 +5,8 @@ One worker per Keras backend. For each feature set of `cifar10.FEATURES`
 of the `cifar10` architecture at each batch size, compiled as
 `keras_vqvae.workflows.train_vqvae` compiles it (`steps_per_execution`
 steps per call), in the library's training policy (`mixed_bfloat16` where
-the CPU has bfloat16 units) and in float32, interleaved round by round with
+the CPU has bfloat16 units, but float32 on JAX's CPU backend) and in the
+other of float32 and `mixed_bfloat16`, interleaved round by round with
 the PyTorch peer's train steps (same features) in each of its modes
 (`torch_reference.MODES`: float32, and bfloat16 autocast with channels-last
 tensors). The faster peer mode of each round is the reference. On JAX it
@@ -58,7 +59,10 @@ def worker(settings):
     backend = keras.backend.backend()
     # Keras's torch trainer runs one step per call, and refuses more.
     per_call = 1 if backend == "torch" else settings["steps_per_execution"]
-    policies = list(dict.fromkeys([fast_policy(), "float32"]))
+    # The library's policy first; the other too, which shows why it chose.
+    policies = list(
+        dict.fromkeys([fast_policy(), "float32", "mixed_bfloat16"])
+    )
     models = {
         (features, policy): compiled_model(policy, per_call, **overrides)
         for features, overrides in FEATURES.items()
