@@ -60,9 +60,7 @@ def worker(settings):
     # Keras's torch trainer runs one step per call, and refuses more.
     per_call = 1 if backend == "torch" else settings["steps_per_execution"]
     # The library's policy first; the other too, which shows why it chose.
-    policies = list(
-        dict.fromkeys([fast_policy(), "float32", "mixed_bfloat16"])
-    )
+    policies = list(dict.fromkeys([fast_policy(), "float32", "mixed_bfloat16"]))
     models = {
         (features, policy): compiled_model(policy, per_call, **overrides)
         for features, overrides in FEATURES.items()
