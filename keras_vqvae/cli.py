@@ -632,7 +632,7 @@ def _add_precision_argument(parser):
         choices=PRECISIONS,
         default="auto",
         help="auto (default): mixed_bfloat16 where the CPU or GPU has "
-        "bfloat16 units, else float32",
+        "bfloat16 units (not for JAX on a CPU), else float32",
     )
 
 

@@ -77,7 +77,8 @@ def training_policy(precision="auto"):
         return "float32", "auto: no bfloat16 matrix units found"
     if keras.backend.backend() == "jax" and not _has_gpu():
         # Measured by tools/benchmark on an AVX512-BF16 CPU: cifar10 trained
-        # at 0.87x (batch 32) and 0.95x (batch 128) the float32 speed.
+        # at 0.86-0.87x (batch 32) and 0.95-1.06x (batch 128) the float32
+        # speed, in two runs.
         return "float32", (
             "auto: JAX's CPU convolutions do not use bfloat16 units "
             "(mixed_bfloat16 trains slower there)"
