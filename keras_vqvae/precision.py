@@ -3,8 +3,9 @@
 `mixed_bfloat16` (bfloat16 compute, float32 variables) runs matrix work
 several times faster on CPUs with AMX-BF16 or AVX512-BF16 (with the
 TensorFlow and PyTorch backends; XLA's CPU convolutions on JAX do not use
-them) and on GPUs; the quantisers keep their distances, argmin and EMA statistics in float32
-whatever the policy. Elsewhere float32 is faster, and is the default.
+them) and on GPUs; the quantisers keep their distances, argmin and EMA
+statistics in float32 whatever the policy. Elsewhere float32 is faster, and
+is the default.
 """
 
 import keras
