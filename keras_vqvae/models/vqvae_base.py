@@ -267,10 +267,9 @@ class VQVAEBase(Model):
         """The batch method named `method`, compiled once for the backend.
 
         Eager TensorFlow runs op by op, without the graph's fused
-        convolution + bias kernels: compiled, the cifar10 architecture
-        encoded 2x and decoded 1.5x as fast (bfloat16, CPU). The compiled
-        functions read the variables when called, so later training is
-        seen.
+        convolution + bias kernels (see `tools/benchmark`'s encode /
+        decode rows). The compiled functions read the variables when
+        called, so later training is seen.
         """
         cache = self.__dict__.get("_compiled_batch_methods")
         if cache is None:

@@ -85,8 +85,8 @@ def _argmin_rows(scores):
     """`argmin(scores, axis=1)` as int32.
 
     On TensorFlow, `keras.ops.argmin` first maps -0.0 to a tiny negative
-    number, three more passes over the N x K scores (a fifth of `encode`'s
-    time on CPU); the nearest code does not depend on it.
+    number, three more passes over the N x K scores; the nearest code does
+    not depend on it.
     """
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
