@@ -288,3 +288,41 @@ def test_epoch_usage_counts_codes_over_the_whole_epoch():
     assert float(metric.result()) == 0.5  # each batch alone: 0.25
     metric.reset_state()
     assert float(metric.result()) == 0.0
+
+
+def test_tensorflow_keeps_its_graph_fusions_in_residual_stacks():
+    # A residual stack of two or more blocks written with `ops.relu` made
+    # TensorFlow's oneDNN remapper fail on every compiled graph: an error
+    # in the log, and every convolution fusion of the graph dropped.
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np
+from keras_vqvae.models import ActionConditionalPrior, VQVAE
+rng = np.random.default_rng(0)
+x = rng.uniform(-0.5, 0.5, (32, 16, 16, 3)).astype("float32")
+model = VQVAE(image_shape=(16, 16, 3), num_embeddings=16, embedding_dim=4,
+              hidden_dim=8, num_residual_layers=2, residual_hidden_dim=4)
+model.compile()
+model.fit(x, batch_size=16, verbose=0)
+model.decode_codes(model.encode(x))
+prior = ActionConditionalPrior(
+    num_embeddings=6, latent_shape=(4, 4), num_actions=3, context_frames=2,
+    context_dim=8, context_layers=2, context_embedding_dim=4, hidden_dim=8,
+    num_layers=2)
+prior.compile()
+codes = rng.integers(0, 6, (16, 4, 4)).astype("int32")
+prior.fit({"codes": codes, "context": np.stack([codes, codes], 1),
+           "actions": rng.integers(0, 3, (16,)).astype("int32")},
+          codes, batch_size=8, verbose=0)
+print("ok")
+"""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "0"  # the Makefile hides errors
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    )
+    assert result.stdout.strip().endswith("ok"), result.stderr[-4000:]
+    assert "remapper failed" not in result.stderr, result.stderr[-4000:]

@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from keras_vqvae.errors import DataError
+from keras_vqvae.layers.conv2d.residual_stack import residual_relu
 from keras_vqvae.models.base import Model
 from keras_vqvae.models.pixelcnn_prior import PixelCNNPrior
 
@@ -160,7 +161,7 @@ class ActionConditionalPrior(Model):
         # the past frames' features the way the action moves the view.
         x = x + ops.cast(action[:, None, None, :], x.dtype)
         for layer in self.context_convs:
-            x = x + layer(ops.relu(x))
+            x = x + layer(residual_relu(x))
         return ops.relu(x)
 
     def call(self, inputs, training=None):

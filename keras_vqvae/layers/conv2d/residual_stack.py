@@ -2,6 +2,20 @@ import keras
 from keras import ops
 
 
+def residual_relu(x):
+    """`relu(x)` of a tensor that a residual connection also adds on.
+
+    The same values as `ops.relu`; the gradient differs only where `x` is
+    exactly 0. As a `Relu` op, TensorFlow's graph optimiser (its oneDNN
+    "remapper") fuses it into the convolution and residual add that
+    produced `x`, although the next residual add still reads `x`: the
+    rewrite fails ("remapper failed: ... fanout ... exist for missing
+    node"), is logged as an error, and every fusion of the graph is lost.
+    `maximum(0, x)` is not matched.
+    """
+    return ops.maximum(0.0, x)
+
+
 @keras.saving.register_keras_serializable(package="keras_vqvae")
 class ResidualStack(keras.layers.Layer):
     """The paper's residual blocks: `x + conv1x1(relu(conv3x3(relu(x))))`.
@@ -69,7 +83,7 @@ class ResidualStack(keras.layers.Layer):
     def call(self, inputs):
         x = inputs
         for conv3x3, conv1x1 in zip(self.convs3x3, self.convs1x1):
-            h = conv3x3(ops.relu(x))
+            h = conv3x3(residual_relu(x))
             x = x + conv1x1(ops.relu(h))
         return ops.relu(x)
 
