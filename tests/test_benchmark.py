@@ -24,6 +24,7 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(TOOLS))
 
 from benchmark import cifar10  # noqa: E402
+from benchmark import quantizer_memory  # noqa: E402
 from benchmark import report  # noqa: E402
 from benchmark import roofline  # noqa: E402
 from benchmark import sampling  # noqa: E402
@@ -504,6 +505,15 @@ def test_sampling_table_lists_each_backend_and_preset():
     )
     assert "| jax | failed: boom" in text
     assert sampling.render(None) == []
+
+
+def test_a_skipped_quantizer_sweep_writes_no_table():
+    # `--no-quantizer` leaves the results without a "quantizer" entry.
+    assert quantizer_memory.render(None) == []
+    ran = "\n".join(
+        quantizer_memory.render([{"n": 4, "k": 8, "error": "boom"}])
+    )
+    assert "### `VectorQuantizer` forward" in ran
 
 
 def test_speech_table_has_a_row_per_depth_and_generation_batch():

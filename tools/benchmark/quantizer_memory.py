@@ -129,11 +129,13 @@ def render(rows):
     """The quantiser table and how its peaks were measured.
 
     Args:
-        rows: list of this module's worker results (empty if not run).
+        rows: list of this module's worker results, or `None` if not run.
 
     Returns:
-        list of Markdown lines.
+        list of Markdown lines (none if not run).
     """
+    if rows is None:
+        return []
     lines = [
         "",
         "### `VectorQuantizer` forward on N x D inputs (TensorFlow, eager)",

@@ -95,7 +95,7 @@ def render(results, command, started, settings):
         + throughput.render_codec(results)
         + roofline.render(results.get("roofline"))
         + options.render(results.get("options"))
-        + quantizer_memory.render(results.get("quantizer", []))
+        + quantizer_memory.render(results.get("quantizer"))
         + sampling.render(results.get("sampling"))
         + speech.render(results.get("speech"))
         + jax_probe.render(results.get("probe"))
