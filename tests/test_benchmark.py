@@ -546,9 +546,9 @@ def test_speech_table_has_a_row_per_depth_and_generation_batch():
     text = "\n".join(speech.render(results))
     assert (
         "| tensorflow (mixed_bfloat16) | 20 | 1,234,567 | 2047 | 1.5 | 1 | "
-        "0.0400 | 9.0 |" in text
+        "1 | 0.0400 | 9.0 |" in text
     )
-    assert "| 16 | 0.5000 | 12.0 |" in text
+    assert "| 16 | 1 | 0.5000 | 12.0 |" in text
     assert "| torch | failed: boom" in text
     assert speech.render(None) == []
 
