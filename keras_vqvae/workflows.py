@@ -381,7 +381,23 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         weights = self.model.get_weights()
         if all(np.isfinite(w).all() for w in weights if w.dtype.kind == "f"):
-            super()._save_model()
+            self._save_atomically()
+
+    def _save_atomically(self):
+        # Written beside the checkpoint, then renamed over it: a process
+        # killed while saving leaves the previous checkpoint readable.
+        backup_dir = Path(self.backup_dir)
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        weights = backup_dir / "partial.weights.h5"
+        metadata = backup_dir / "partial_training_metadata.json"
+        self.model.save_weights(str(weights), overwrite=True)
+        position = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+        }
+        metadata.write_text(json.dumps(position))
+        weights.replace(self._weights_path)
+        metadata.replace(self._training_metadata_path)
 
     def _load_model(self):
         requested = _constant_learning_rate(self.model.optimizer)

@@ -377,3 +377,35 @@ def test_steps_per_execution_divides_checkpoints_and_is_one_on_torch(
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
     assert workflows._steps_per_execution(8, 500, said.append) == 1
     assert said and "torch backend runs one step per call" in said[0]
+
+
+def test_a_save_killed_halfway_leaves_the_previous_checkpoint_readable(
+    tmp_path,
+):
+    import keras
+
+    from keras_vqvae.workflows import FiniteBackupAndRestore
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    backup = FiniteBackupAndRestore(str(tmp_path), log=lambda _: None)
+    backup.set_model(model)
+    backup._save_model()
+    saved = model.get_weights()
+
+    def killed_while_writing(filepath, overwrite=True):
+        open(filepath, "wb").write(b"half an HDF5 file")
+        raise KeyboardInterrupt  # stands in for the process dying here
+
+    model.set_weights([w + 1.0 for w in saved])
+    model.save_weights = killed_while_writing
+    with pytest.raises(KeyboardInterrupt):
+        backup._save_model()
+
+    restored = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    restored.compile(optimizer="adam", loss="mse")
+    reader = FiniteBackupAndRestore(str(tmp_path), log=lambda _: None)
+    reader.set_model(restored)
+    reader.on_train_begin()
+    for got, want in zip(restored.get_weights(), saved):
+        np.testing.assert_array_equal(got, want)
