@@ -24,6 +24,7 @@ torch = pytest.importorskip("torch")
 sys.path.insert(0, str(TOOLS))
 
 from benchmark import cifar10  # noqa: E402
+from benchmark import onednn_trace  # noqa: E402
 from benchmark import quantizer_memory  # noqa: E402
 from benchmark import report  # noqa: E402
 from benchmark import roofline  # noqa: E402
@@ -596,6 +597,27 @@ def test_profile_tf_prints_the_top_ops(tmp_path):
     assert list((tmp_path / "trace").glob("plugins/profile/*/*.xplane.pb"))
 
 
+@pytest.mark.slow  # ~25 s: TensorFlow and PyTorch in subprocesses
+def test_onednn_primitives_prints_both_sides_kernels():
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "benchmark"), "--onednn-primitives", "8"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # The decoder's first transposed convolution, as TensorFlow runs it,
+    # timed on both sides.
+    assert re.search(
+        r"^\| convolution \| backward_data \| "
+        r"`mb8_ic64oc128_ih16oh8kh4sh2dh0ph1_iw16ow8kw4sw2dw0pw1` \| "
+        r"[\d.]+ \(\d+\) \| [\d.]+ \(\d+\) \| [\d.]+x \|$",
+        proc.stdout,
+        re.M,
+    ), proc.stdout
+
+
 @pytest.mark.slow  # ~2 min: two Keras backends in subprocesses
 def test_quick_benchmark_writes_a_table_with_ratios(tmp_path):
     output = tmp_path / "bench.md"
@@ -681,3 +703,104 @@ def test_every_ablation_variant_trains_a_step():
         model.compile()
         history = model.fit(x, batch_size=2, verbose=0).history
         assert np.isfinite(history["loss"][0]), label
+
+
+def _onednn_line(primitive, impl, pass_, shape, ms):
+    return (
+        f"onednn_verbose,v1,primitive,exec,cpu,{primitive},{impl},{pass_},"
+        f"src:bf16::blocked:acdb::f0 dst:bf16::blocked:acdb::f0,,"
+        f"alg:convolution_direct,{shape},{ms}"
+    )
+
+
+ADJOINT = "mb8_ic64oc128_ih16oh8kh4sh2dh0ph1_iw16ow8kw4sw2dw0pw1"
+DECONV = "mb8_ic128oc64_ih8oh16kh4sh2dh0ph1_iw8ow16kw4sw2dw0pw1"
+RESIDUAL = "mb8_ic128oc32_ih8oh8kh3sh1dh0ph1_iw8ow8kw3sw1dw0pw1"
+
+
+def test_onednn_trace_counts_only_the_traced_steps_and_names_deconvolutions_by_their_adjoint():
+    before = _onednn_line(
+        "convolution",
+        "brg_conv_fwd:avx512_core_bf16",
+        "forward_training",
+        RESIDUAL,
+        99.0,
+    )
+    traced = [
+        _onednn_line(
+            "convolution",
+            "jit_bf16:avx512_core_bf16",
+            "backward_weights",
+            RESIDUAL,
+            3.0,
+        ),
+        _onednn_line(
+            "convolution",
+            "brg_conv_fwd:avx512_core_bf16",
+            "forward_training",
+            RESIDUAL,
+            1.0,
+        ),
+        "onednn_verbose,v1,primitive,create:cache_miss,cpu,convolution,x,"
+        f"forward_training,,,{RESIDUAL},0.5",
+        # PyTorch's transposed convolution, forward: TensorFlow runs the
+        # same layer as the backward-data pass of the strided convolution.
+        _onednn_line(
+            "deconvolution",
+            "brg_deconv:avx512_core_bf16",
+            "forward_training",
+            DECONV,
+            2.0,
+        ),
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,"
+        "src:bf16::blocked:cdba::f0 dst:bf16::blocked:BcdA64b2a::f0,,,"
+        "32x128x3x3,0.5",
+    ]
+    stdout = "\n".join(
+        [before, onednn_trace.START, *traced, *traced, onednn_trace.END, before]
+    )
+    primitives = onednn_trace.parse(stdout, steps=2)
+    assert primitives == {
+        ("convolution", "backward_weights", RESIDUAL): {"ms": 3.0, "calls": 1},
+        ("convolution", "forward", RESIDUAL): {"ms": 1.0, "calls": 1},
+        ("convolution", "backward_data", ADJOINT): {"ms": 2.0, "calls": 1},
+        ("reorder", "", ""): {"ms": 0.5, "calls": 1},
+    }
+    with pytest.raises(ValueError, match="no oneDNN trace markers"):
+        onednn_trace.parse(before)
+
+
+def test_onednn_table_puts_both_sides_of_a_kernel_on_one_row():
+    def trace(primitives, step_ms):
+        return {
+            "policy": "p",
+            "batch_size": 8,
+            "step_ms": step_ms,
+            "primitives": primitives,
+        }
+
+    keras = {
+        ("convolution", "backward_weights", RESIDUAL): {"ms": 3.0, "calls": 4},
+        ("convolution", "backward_data", ADJOINT): {"ms": 2.0, "calls": 1},
+        ("reorder", "", ""): {"ms": 1.0, "calls": 12},
+    }
+    torch_side = {
+        ("convolution", "backward_weights", RESIDUAL): {"ms": 2.0, "calls": 4},
+        ("convolution", "backward_data", ADJOINT): {"ms": 2.5, "calls": 1},
+    }
+    lines = onednn_trace.render(
+        {"keras": trace(keras, 10.0), "torch": trace(torch_side, 9.0)}, top=1
+    )
+    assert lines[0].startswith("Batch 8, 8 training steps; wall ms per step:")
+    assert (
+        f"| convolution | backward_weights | `{RESIDUAL}` | 3.00 (4) | "
+        "2.00 (4) | 1.50x |" in lines
+    )
+    assert "| reorder | - | - | 1.00 (12) | - | n/a |" in lines
+    assert (
+        "| other convolutions | - | `1 shape` | 2.00 (1) | 2.50 (1) | 0.80x |"
+        in lines
+    )
+    assert "| all primitives | - | - | 6.00 (17) | 4.50 (5) | 1.33x |" in lines
+    failed = onednn_trace.render({"keras": {"error": "boom"}, "torch": {}})
+    assert failed == ["oneDNN trace failed: keras: boom"]

@@ -56,10 +56,15 @@ with its own backend.
     python tools/benchmark --quick --backends tensorflow,torch \\
         --output quick_bench.md                    # a smoke test, ~2 minutes
     python tools/benchmark --profile-tf runs/tf_profile  # top TF ops
+    python tools/benchmark --onednn-primitives 128  # kernels, both sides
 
 `tf_profile` (`--profile-tf OUT_DIR`) traces a few TensorFlow training
 steps of the fast path (batch 32) with `tf.profiler` and prints the top
-ops by self time; it runs nothing else.
+ops by self time; it runs nothing else. `onednn_trace`
+(`--onednn-primitives BATCH`) times every oneDNN primitive of a few
+training steps on both sides (`ONEDNN_VERBOSE=1`), the TensorFlow fast
+path beside the PyTorch peer in bf16, and prints them side by side, shape
+by shape; it runs nothing else.
 
 `python -m benchmark` from `tools/` (or `python -m tools.benchmark` from the
 repository root) runs the same command.

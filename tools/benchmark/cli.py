@@ -3,7 +3,8 @@
 The command line: runs each section's worker in a subprocess, then writes
 the Markdown section (see the package's docstring for what is measured);
 with `--profile-tf OUT_DIR`, only traces TensorFlow's training step and
-prints its top ops.
+prints its top ops; with `--onednn-primitives BATCH`, only times both
+sides' oneDNN primitives and prints them side by side.
 """
 
 import argparse
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import jax_probe
+from . import onednn_trace
 from . import options
 from . import quantizer_memory
 from . import roofline
@@ -42,6 +44,7 @@ WORKERS = {
     "speech": speech.worker,
     "roofline": roofline.worker,
     "profile": tf_profile.worker,
+    "onednn": onednn_trace.worker,
 }
 # Keras's warm-up and timed steps are multiples of `steps_per_execution`
 # (`fit` runs and reports them one compiled call at a time).
@@ -158,6 +161,14 @@ def parse_args(argv=None):
         "time",
     )
     parser.add_argument(
+        "--onednn-primitives",
+        metavar="BATCH",
+        type=int,
+        help="only time the oneDNN primitives of a few training steps at "
+        "batch BATCH (ONEDNN_VERBOSE=1), the TensorFlow fast path beside "
+        "the PyTorch peer in bf16, and print them side by side",
+    )
+    parser.add_argument(
         "--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS
     )
     parser.add_argument("--worker-settings", help=argparse.SUPPRESS)
@@ -260,6 +271,31 @@ def profile_tf(out_dir):
     return 1 if "error" in profile else 0
 
 
+def onednn_primitives(batch_size):
+    """Times both sides' oneDNN primitives; prints them side by side.
+
+    Args:
+        batch_size: int. Images per training step.
+
+    Returns:
+        int, the exit status.
+    """
+    _log(f"oneDNN primitives of training steps at batch {batch_size} ...")
+    traces = {}
+    for side in onednn_trace.SIDES:
+        result = run_worker(
+            "onednn",
+            "tensorflow",
+            {"side": side, "batch_size": batch_size},
+            log=_log,
+            extra_env={"ONEDNN_VERBOSE": "1"},
+            keep_stdout=True,
+        )
+        traces[side] = onednn_trace.summarize(result)
+    print("\n".join(onednn_trace.render(traces)))
+    return 1 if any("error" in t for t in traces.values()) else 0
+
+
 def main(argv=None):
     """Runs the benchmark, or one worker (`--worker`, in a subprocess).
 
@@ -277,6 +313,8 @@ def main(argv=None):
         return 0
     if args.profile_tf:
         return profile_tf(args.profile_tf)
+    if args.onednn_primitives:
+        return onednn_primitives(args.onednn_primitives)
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(backends) - set(BACKENDS))

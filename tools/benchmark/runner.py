@@ -16,7 +16,15 @@ PACKAGE = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE.parents[1]
 
 
-def run_worker(kind, backend, settings, timeout=900, log=None):
+def run_worker(
+    kind,
+    backend,
+    settings,
+    timeout=900,
+    log=None,
+    extra_env=None,
+    keep_stdout=False,
+):
     """Runs `python tools/benchmark --worker kind` with `KERAS_BACKEND`.
 
     Args:
@@ -25,11 +33,14 @@ def run_worker(kind, backend, settings, timeout=900, log=None):
         settings: dict, JSON-serialisable, passed to the worker.
         timeout: float. Seconds before the worker is abandoned.
         log: callable taking a message, or `None`.
+        extra_env: dict of environment variables for the subprocess, or
+            `None`.
+        keep_stdout: bool. Whether the result holds the worker's `stdout`.
 
     Returns:
         The worker's result dict with its `wall_s`, or `{"error": ...}`.
     """
-    env = dict(os.environ)
+    env = dict(os.environ, **(extra_env or {}))
     env["KERAS_BACKEND"] = backend
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # libgomp's default spin-waiting makes PyTorch's OpenMP threads burn the
@@ -74,6 +85,8 @@ def run_worker(kind, backend, settings, timeout=900, log=None):
             }
         result = json.loads(out.read_text())
         result["wall_s"] = elapsed
+        if keep_stdout:
+            result["stdout"] = proc.stdout
         return result
 
 
