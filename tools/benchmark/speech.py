@@ -29,7 +29,8 @@ FULL = dict(
     speech_generate_seconds=1.0,
     # Keras's torch backend runs the generation loop eagerly (a real-time
     # factor of 0.01-0.02 at batch 1 for 10-20 layers): clips of 1 s took
-    # the worker past its timeout. The real-time factor hardly depends on the clip's length.
+    # the worker past its timeout. The real-time factor hardly depends on
+    # the clip's length.
     speech_generate_seconds_torch=0.25,
     speech_batches=[1, 16],
     speech_rounds=2,
